@@ -1,0 +1,119 @@
+//! Operations the person runs outside the protocol (CLI today, the desktop app later): list
+//! agents with what they hold, revoke an agent, read and verify the audit log.
+
+use serde::Serialize;
+
+use crate::audit::{self, Event, EventFilter, EventKind, NewEvent, Outcome, Verification};
+use crate::clock::Millis;
+use crate::store::agents::{self, Agent};
+use crate::store::approvals::{self as approval_rows, ApprovalStatus, Decided};
+use crate::store::grants::{self, Grant};
+use crate::store::tokens::{self, Token};
+use crate::store::{Store, StoreError, consents};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("no agent has the client id {0}; `gatehouse agents` lists them")]
+    UnknownAgent(String),
+    #[error("the agent {0} was already revoked")]
+    AlreadyRevoked(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<rusqlite::Error> for AdminError {
+    fn from(e: rusqlite::Error) -> Self {
+        AdminError::Store(StoreError::classify(e))
+    }
+}
+
+/// An agent with what it currently holds.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentOverview {
+    #[serde(flatten)]
+    pub agent: Agent,
+    pub grants: Vec<Grant>,
+    pub live_tokens: Vec<Token>,
+}
+
+pub async fn agents_overview(store: &Store, now: Millis) -> Result<Vec<AgentOverview>, AdminError> {
+    store
+        .read(move |c| {
+            let mut out = Vec::new();
+            for agent in agents::list(c)? {
+                let grants = grants::list_for_client(c, &agent.client_id)?;
+                let live_tokens = tokens::live_for_client(c, &agent.client_id, now)?;
+                out.push(AgentOverview {
+                    agent,
+                    grants,
+                    live_tokens,
+                });
+            }
+            Ok(out)
+        })
+        .await
+}
+
+/// What a revocation killed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RevokeSummary {
+    pub grants: usize,
+    pub tokens: usize,
+    pub remembered_consents: usize,
+    pub pending_approvals_denied: usize,
+}
+
+/// Revokes an agent: its registration, every grant and token, remembered consent, and any
+/// pending approval, all at once and in one audited transaction.
+pub async fn revoke_agent(
+    store: &Store,
+    client_id: &str,
+    by: &str,
+) -> Result<RevokeSummary, AdminError> {
+    let (id, by) = (client_id.to_owned(), by.to_owned());
+    store
+        .write(move |tx| -> Result<RevokeSummary, AdminError> {
+            let now = tx.now();
+            let Some(agent) = agents::get(tx.conn(), &id)? else { return Err(AdminError::UnknownAgent(id)) };
+            if agent.revoked_at.is_some() {
+                return Err(AdminError::AlreadyRevoked(id));
+            }
+            agents::revoke(tx.conn(), &id, now)?;
+            let (grants, tokens) = grants::revoke_all_for_client(tx.conn(), &id, "agent revoked", now)?;
+            let remembered_consents = consents::revoke_all_for_client(tx.conn(), &id, now)?;
+            let mut pending_approvals_denied = 0;
+            for row in approval_rows::pending(tx.conn())?.into_iter().filter(|r| r.client_id == id) {
+                let d = Decided { status: ApprovalStatus::Denied, channel: "revocation", granted_scopes: None, remember: None };
+                if approval_rows::decide(tx.conn(), &row.id, &d, now)? {
+                    pending_approvals_denied += 1;
+                }
+            }
+            let summary = RevokeSummary { grants, tokens, remembered_consents, pending_approvals_denied };
+            tx.append(NewEvent::new(
+                EventKind::AgentRevoked,
+                Outcome::Ok,
+                Some(&id),
+                serde_json::json!({ "by": by, "client_name": agent.client_name, "summary": summary }),
+            ))?;
+            Ok(summary)
+        })
+        .await
+}
+
+/// A page of the audit log, newest first.
+pub async fn events_page(
+    store: &Store,
+    filter: EventFilter,
+    limit: usize,
+) -> Result<Vec<Event>, StoreError> {
+    store
+        .read(move |c| audit::page(c, &filter, limit).map_err(StoreError::from))
+        .await
+}
+
+/// Checks the whole hash chain.
+pub async fn verify_audit(store: &Store) -> Result<Verification, StoreError> {
+    store
+        .read(|c| audit::verify(c).map_err(StoreError::from))
+        .await
+}

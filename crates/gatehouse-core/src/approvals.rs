@@ -1,0 +1,462 @@
+//! The approval broker: files decisions the person must make, takes the first decision from any
+//! channel (terminal, jsonl, tray, notification, window), refuses later ones, and expires what
+//! nobody decided in time. An expiry is a one-time denial and never remembered.
+//!
+//! There is deliberately no way to decide over HTTP: only in-process channels call [`Broker::decide`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::sync::broadcast;
+
+use crate::audit::{EventKind, NewEvent, Outcome};
+use crate::clock::{Clock, Millis};
+use crate::oauth::scope::is_subset;
+use crate::store::approvals::{self as rows, ApprovalRow, ApprovalStatus, Decided};
+use crate::store::consents::{self, NewConsent};
+use crate::store::{Store, StoreError, WriteTx};
+
+/// How long a consent is remembered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Remember {
+    #[serde(rename = "once")]
+    Once,
+    #[serde(rename = "1h")]
+    OneHour,
+    #[serde(rename = "8h")]
+    EightHours,
+    /// Until Gatehouse restarts.
+    #[serde(rename = "session")]
+    Session,
+    #[serde(rename = "always")]
+    Always,
+}
+
+impl Remember {
+    pub const ALL: [Remember; 5] = [
+        Remember::Once,
+        Remember::OneHour,
+        Remember::EightHours,
+        Remember::Session,
+        Remember::Always,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Remember::Once => "once",
+            Remember::OneHour => "1h",
+            Remember::EightHours => "8h",
+            Remember::Session => "session",
+            Remember::Always => "always",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+    fn lifetime(self) -> Option<Duration> {
+        match self {
+            Remember::OneHour => Some(Duration::from_secs(3600)),
+            Remember::EightHours => Some(Duration::from_secs(8 * 3600)),
+            _ => None,
+        }
+    }
+}
+
+/// What the person is asked to consent to at `/authorize`, and what completing it needs.
+/// The approval is bound to the SHA-256 of exactly this, serialized.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsentRequest {
+    pub client_id: String,
+    pub client_name: Option<String>,
+    /// Whether Gatehouse vouches for the name. Dynamically registered names are self-asserted.
+    pub verified: bool,
+    pub redirect_uri: String,
+    pub redirect_uri_given: bool,
+    pub redirect_host: String,
+    pub scopes: Vec<String>,
+    pub resources: Vec<String>,
+    pub state: Option<String>,
+    pub code_challenge: String,
+}
+
+/// A person's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub approve: bool,
+    /// Fewer scopes than were asked for; `None` grants all of them.
+    pub scopes: Option<Vec<String>>,
+    pub remember: Remember,
+}
+
+impl Decision {
+    pub fn approve() -> Self {
+        Self {
+            approve: true,
+            scopes: None,
+            remember: Remember::Once,
+        }
+    }
+    pub fn deny() -> Self {
+        Self {
+            approve: false,
+            scopes: None,
+            remember: Remember::Once,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecideError {
+    #[error("no approval has the id {0}")]
+    NotFound(String),
+    #[error("this approval was already {}", .0.as_str())]
+    AlreadyDecided(ApprovalStatus),
+    #[error("this approval expired before it was decided")]
+    Expired,
+    #[error("cannot grant scopes that were not requested: {}", .0.join(" "))]
+    ScopesNotRequested(Vec<String>),
+    #[error("the stored request no longer matches what was shown; refusing to decide it")]
+    Tampered,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// An approval as every channel presents it (the jsonl contract's fields).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ApprovalView {
+    pub id: String,
+    pub kind: String,
+    pub client_id: String,
+    pub client_name: Option<String>,
+    pub verified: bool,
+    pub redirect_host: Option<String>,
+    pub scopes: Vec<String>,
+    pub resources: Vec<String>,
+    pub authorization_details: Option<serde_json::Value>,
+    pub binding_message: Option<String>,
+    pub created_at: Millis,
+    pub expires_at: Millis,
+}
+
+impl ApprovalView {
+    pub fn from_row(row: &ApprovalRow) -> Result<Self, StoreError> {
+        let req: ConsentRequest = serde_json::from_value(row.request.clone())
+            .map_err(|e| StoreError::Corrupt(format!("approval {}: {e}", row.id)))?;
+        Ok(ApprovalView {
+            id: row.id.clone(),
+            kind: row.kind.clone(),
+            client_id: row.client_id.clone(),
+            client_name: req.client_name,
+            verified: req.verified,
+            redirect_host: Some(req.redirect_host),
+            scopes: req.scopes,
+            resources: req.resources,
+            authorization_details: None,
+            binding_message: None,
+            created_at: row.created_at,
+            expires_at: row.expires_at,
+        })
+    }
+}
+
+/// What approvers hear about.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ApprovalNotice {
+    Requested(ApprovalView),
+    Decided {
+        id: String,
+        status: ApprovalStatus,
+        channel: String,
+    },
+}
+
+/// Files and decides approvals.
+#[derive(Debug, Clone)]
+pub struct Broker {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    ttl: Duration,
+    session_id: Arc<str>,
+    notices: broadcast::Sender<ApprovalNotice>,
+}
+
+pub(crate) fn request_hash(text: &str) -> [u8; 32] {
+    Sha256::digest(text.as_bytes()).into()
+}
+
+impl Broker {
+    pub fn new(store: Store, clock: Arc<dyn Clock>, ttl: Duration, session_id: Arc<str>) -> Self {
+        let (notices, _) = broadcast::channel(1024);
+        Self {
+            store,
+            clock,
+            ttl,
+            session_id,
+            notices,
+        }
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<ApprovalNotice> {
+        self.notices.subscribe()
+    }
+
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// Files a consent approval inside the caller's transaction. Call [`Broker::announce`] after
+    /// the transaction commits.
+    pub(crate) fn file_consent(
+        &self,
+        tx: &mut WriteTx<'_>,
+        id: &str,
+        req: &ConsentRequest,
+    ) -> Result<ApprovalRow, StoreError> {
+        let now = tx.now();
+        let text = serde_json::to_string(req).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let row = ApprovalRow {
+            id: id.to_owned(),
+            kind: "consent".into(),
+            client_id: req.client_id.clone(),
+            request: serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            request_hash: request_hash(&text),
+            status: ApprovalStatus::Pending,
+            created_at: now,
+            expires_at: now + self.ttl.as_millis() as i64,
+            decided_at: None,
+            channel: None,
+            granted_scopes: None,
+            remember: None,
+            completed_at: None,
+        };
+        rows::insert(tx.conn(), &row, &text).map_err(StoreError::classify)?;
+        tx.append(NewEvent::new(
+            EventKind::ConsentRequested,
+            Outcome::Ok,
+            Some(&req.client_id),
+            serde_json::json!({
+                "approval_id": id,
+                "client_name": req.client_name,
+                "redirect_host": req.redirect_host,
+                "scopes": req.scopes,
+                "resources": req.resources,
+                "expires_at": row.expires_at,
+            }),
+        ))?;
+        Ok(row)
+    }
+
+    /// Tells approvers about a newly filed approval.
+    pub fn announce(&self, row: &ApprovalRow) {
+        match ApprovalView::from_row(row) {
+            Ok(view) => {
+                let _ = self.notices.send(ApprovalNotice::Requested(view));
+            }
+            Err(e) => tracing::error!(error = %e, "cannot present approval"),
+        }
+    }
+
+    /// Pending approvals, oldest first (for approvers starting up, and for restarts).
+    pub async fn pending(&self) -> Result<Vec<ApprovalView>, StoreError> {
+        let rows = self
+            .store
+            .read(|c| rows::pending(c).map_err(StoreError::from))
+            .await?;
+        rows.iter().map(ApprovalView::from_row).collect()
+    }
+
+    /// Decides an approval. The first decision wins; later ones get [`DecideError::AlreadyDecided`].
+    pub async fn decide(
+        &self,
+        id: &str,
+        decision: Decision,
+        channel: &str,
+    ) -> Result<ApprovalRow, DecideError> {
+        let id = id.to_owned();
+        let channel_owned = channel.to_owned();
+        let session_id = self.session_id.clone();
+        let result = self
+            .store
+            .write(
+                move |tx| -> Result<Result<ApprovalRow, DecideError>, StoreError> {
+                    decide_in(tx, &id, &decision, &channel_owned, &session_id)
+                },
+            )
+            .await?;
+        match &result {
+            Ok(row) => {
+                let _ = self.notices.send(ApprovalNotice::Decided {
+                    id: row.id.clone(),
+                    status: row.status,
+                    channel: channel.to_owned(),
+                });
+            }
+            Err(DecideError::Expired) => self.store.poke_feed(),
+            Err(_) => {}
+        }
+        result
+    }
+
+    /// Expires every pending approval whose time is up; returns how many.
+    pub async fn expire_due(&self) -> Result<usize, StoreError> {
+        let now = self.clock.now();
+        let due = self
+            .store
+            .read(move |c| rows::due(c, now).map_err(StoreError::from))
+            .await?;
+        let mut n = 0;
+        for row in due {
+            if self.expire(&row.id).await? {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Expires one approval if it is still pending and its time is up.
+    pub async fn expire(&self, id: &str) -> Result<bool, StoreError> {
+        let id_owned = id.to_owned();
+        let expired = self
+            .store
+            .write(move |tx| {
+                let Some(row) = rows::get(tx.conn(), &id_owned)? else {
+                    return Ok(false);
+                };
+                if row.status != ApprovalStatus::Pending || tx.now() < row.expires_at {
+                    return Ok(false);
+                }
+                expire_in(tx, &row)
+            })
+            .await?;
+        if expired {
+            let _ = self.notices.send(ApprovalNotice::Decided {
+                id: id.to_owned(),
+                status: ApprovalStatus::Expired,
+                channel: "timeout".into(),
+            });
+        }
+        Ok(expired)
+    }
+}
+
+fn expire_in(tx: &mut WriteTx<'_>, row: &ApprovalRow) -> Result<bool, StoreError> {
+    let now = tx.now();
+    let d = Decided {
+        status: ApprovalStatus::Expired,
+        channel: "timeout",
+        granted_scopes: None,
+        remember: None,
+    };
+    if !rows::decide(tx.conn(), &row.id, &d, now)? {
+        return Ok(false);
+    }
+    tx.append(NewEvent::new(
+        EventKind::ConsentExpired,
+        Outcome::Denied,
+        Some(&row.client_id),
+        serde_json::json!({ "approval_id": row.id, "waited_ms": now - row.created_at }),
+    ))?;
+    Ok(true)
+}
+
+fn decide_in(
+    tx: &mut WriteTx<'_>,
+    id: &str,
+    decision: &Decision,
+    channel: &str,
+    session_id: &str,
+) -> Result<Result<ApprovalRow, DecideError>, StoreError> {
+    let now = tx.now();
+    let Some(mut row) = rows::get(tx.conn(), id)? else {
+        return Ok(Err(DecideError::NotFound(id.to_owned())));
+    };
+    if row.status != ApprovalStatus::Pending {
+        return Ok(Err(DecideError::AlreadyDecided(row.status)));
+    }
+    if now >= row.expires_at {
+        expire_in(tx, &row)?;
+        return Ok(Err(DecideError::Expired));
+    }
+    let text = rows::request_text(tx.conn(), id)?.unwrap_or_default();
+    if !crate::secret::hashes_equal(&request_hash(&text), &row.request_hash) {
+        return Ok(Err(DecideError::Tampered));
+    }
+    let req: ConsentRequest =
+        serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let took_ms = now - row.created_at;
+    if !decision.approve {
+        let d = Decided {
+            status: ApprovalStatus::Denied,
+            channel,
+            granted_scopes: None,
+            remember: None,
+        };
+        rows::decide(tx.conn(), id, &d, now)?;
+        tx.append(NewEvent::new(
+            EventKind::ConsentDenied,
+            Outcome::Denied,
+            Some(&row.client_id),
+            serde_json::json!({ "approval_id": id, "channel": channel, "decision_ms": took_ms }),
+        ))?;
+        row.status = ApprovalStatus::Denied;
+        row.channel = Some(channel.to_owned());
+        row.decided_at = Some(now);
+        return Ok(Ok(row));
+    }
+    let granted = decision
+        .scopes
+        .clone()
+        .unwrap_or_else(|| req.scopes.clone());
+    if !is_subset(&granted, &req.scopes) {
+        let extra = granted
+            .into_iter()
+            .filter(|s| !req.scopes.contains(s))
+            .collect();
+        return Ok(Err(DecideError::ScopesNotRequested(extra)));
+    }
+    let remember = decision.remember;
+    let d = Decided {
+        status: ApprovalStatus::Approved,
+        channel,
+        granted_scopes: Some(&granted),
+        remember: Some(remember.as_str()),
+    };
+    rows::decide(tx.conn(), id, &d, now)?;
+    if remember != Remember::Once {
+        consents::insert(
+            tx.conn(),
+            &NewConsent {
+                client_id: &req.client_id,
+                redirect_host: &req.redirect_host,
+                scopes: &granted,
+                resources: &req.resources,
+                remember: remember.as_str(),
+                session_id: (remember == Remember::Session).then_some(session_id),
+                expires_at: remember.lifetime().map(|d| now + d.as_millis() as i64),
+            },
+            now,
+        )?;
+    }
+    tx.append(NewEvent::new(
+        EventKind::ConsentApproved,
+        Outcome::Ok,
+        Some(&row.client_id),
+        serde_json::json!({
+            "approval_id": id,
+            "channel": channel,
+            "decision_ms": took_ms,
+            "scopes_requested": req.scopes,
+            "scopes_granted": granted,
+            "resources": req.resources,
+            "remember": remember.as_str(),
+        }),
+    ))?;
+    row.status = ApprovalStatus::Approved;
+    row.channel = Some(channel.to_owned());
+    row.decided_at = Some(now);
+    row.granted_scopes = Some(granted);
+    row.remember = Some(remember.as_str().to_owned());
+    Ok(Ok(row))
+}

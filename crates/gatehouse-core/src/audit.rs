@@ -1,0 +1,435 @@
+//! The tamper-evident audit log: what is recorded, how rows are chained, how the chain is verified,
+//! and how the feed is read back (newest first by keyset, or everything after an id).
+//!
+//! Each row carries `prev_hash` and `hash = SHA-256(prev_hash || canonical bytes of the row)`.
+//! The canonical bytes are length-prefixed fields in a fixed order (see [`row_hash`]), so the hash
+//! does not depend on how SQLite or serde happen to format anything.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::clock::Millis;
+
+/// What happened. The string forms are stable: the UI and the CLI filter on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    AgentRegistered,
+    AgentRevoked,
+    ConsentRequested,
+    ConsentApproved,
+    ConsentDenied,
+    ConsentExpired,
+    ConsentRemembered,
+    CodeIssued,
+    TokenIssued,
+    TokenRefreshed,
+    TokenRevoked,
+    CodeReplayed,
+    RefreshReuseDetected,
+    RequestRejected,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::AgentRegistered => "agent.registered",
+            EventKind::AgentRevoked => "agent.revoked",
+            EventKind::ConsentRequested => "consent.requested",
+            EventKind::ConsentApproved => "consent.approved",
+            EventKind::ConsentDenied => "consent.denied",
+            EventKind::ConsentExpired => "consent.expired",
+            EventKind::ConsentRemembered => "consent.remembered",
+            EventKind::CodeIssued => "code.issued",
+            EventKind::TokenIssued => "token.issued",
+            EventKind::TokenRefreshed => "token.refreshed",
+            EventKind::TokenRevoked => "token.revoked",
+            EventKind::CodeReplayed => "code.replayed",
+            EventKind::RefreshReuseDetected => "refresh.reuse_detected",
+            EventKind::RequestRejected => "request.rejected",
+        }
+    }
+}
+
+/// How it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    Denied,
+    Rejected,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Denied => "denied",
+            Outcome::Rejected => "rejected",
+        }
+    }
+}
+
+/// An event about to be appended.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub kind: EventKind,
+    pub outcome: Outcome,
+    pub client_id: Option<String>,
+    pub detail: serde_json::Value,
+}
+
+impl NewEvent {
+    pub fn new(
+        kind: EventKind,
+        outcome: Outcome,
+        client_id: Option<&str>,
+        detail: serde_json::Value,
+    ) -> Self {
+        Self {
+            kind,
+            outcome,
+            client_id: client_id.map(str::to_owned),
+            detail,
+        }
+    }
+}
+
+/// A stored event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    pub id: i64,
+    /// Milliseconds since the Unix epoch.
+    pub ts: Millis,
+    pub kind: String,
+    pub outcome: String,
+    pub client_id: Option<String>,
+    pub detail: serde_json::Value,
+    #[serde(serialize_with = "as_hex")]
+    pub hash: [u8; 32],
+}
+
+fn as_hex<S: serde::Serializer>(h: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&hex::encode(h))
+}
+
+/// The hash of the newest row (all zeros for an empty log).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainHead {
+    pub last_id: i64,
+    pub hash: [u8; 32],
+}
+
+/// The hash of one row given the previous row's hash.
+pub fn row_hash(
+    prev: &[u8; 32],
+    id: i64,
+    ts: Millis,
+    kind: &str,
+    outcome: &str,
+    client_id: Option<&str>,
+    detail: &str,
+) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(prev);
+    h.update(id.to_be_bytes());
+    h.update(ts.to_be_bytes());
+    for field in [kind, outcome] {
+        h.update((field.len() as u32).to_be_bytes());
+        h.update(field.as_bytes());
+    }
+    match client_id {
+        None => h.update([0u8]),
+        Some(c) => {
+            h.update([1u8]);
+            h.update((c.len() as u32).to_be_bytes());
+            h.update(c.as_bytes());
+        }
+    }
+    h.update((detail.len() as u64).to_be_bytes());
+    h.update(detail.as_bytes());
+    h.finalize().into()
+}
+
+/// Reads the chain head. Call inside the write transaction so no other writer can move it.
+pub(crate) fn chain_head(conn: &Connection) -> rusqlite::Result<ChainHead> {
+    let row = conn
+        .prepare_cached("SELECT id, hash FROM events ORDER BY id DESC LIMIT 1")?
+        .query_row([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
+        .optional()?;
+    Ok(match row {
+        None => ChainHead {
+            last_id: 0,
+            hash: [0; 32],
+        },
+        Some((id, hash)) => ChainHead {
+            last_id: id,
+            hash: hash.try_into().unwrap_or([0; 32]),
+        },
+    })
+}
+
+/// Appends one event at the head of the chain.
+pub(crate) fn append(
+    conn: &Connection,
+    head: &mut ChainHead,
+    now: Millis,
+    ev: NewEvent,
+) -> rusqlite::Result<Event> {
+    let id = head.last_id + 1;
+    let detail = ev.detail.to_string();
+    let kind = ev.kind.as_str();
+    let outcome = ev.outcome.as_str();
+    let hash = row_hash(
+        &head.hash,
+        id,
+        now,
+        kind,
+        outcome,
+        ev.client_id.as_deref(),
+        &detail,
+    );
+    conn.prepare_cached(
+        "INSERT INTO events (id, ts, kind, outcome, client_id, detail, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![id, now, kind, outcome, ev.client_id, detail, &head.hash[..], &hash[..]])?;
+    head.last_id = id;
+    head.hash = hash;
+    Ok(Event {
+        id,
+        ts: now,
+        kind: kind.to_owned(),
+        outcome: outcome.to_owned(),
+        client_id: ev.client_id,
+        detail: ev.detail,
+        hash,
+    })
+}
+
+const EVENT_COLUMNS: &str = "id, ts, kind, outcome, client_id, detail, hash";
+
+fn event_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
+    let detail: String = r.get(5)?;
+    let hash: Vec<u8> = r.get(6)?;
+    Ok(Event {
+        id: r.get(0)?,
+        ts: r.get(1)?,
+        kind: r.get(2)?,
+        outcome: r.get(3)?,
+        client_id: r.get(4)?,
+        detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
+        hash: hash.try_into().unwrap_or([0; 32]),
+    })
+}
+
+/// Events with an id greater than `after`, oldest first.
+pub fn events_after(conn: &Connection, after: i64, limit: usize) -> rusqlite::Result<Vec<Event>> {
+    let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE id > ?1 ORDER BY id LIMIT ?2");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![after, limit as i64], event_from_row)?;
+    rows.collect()
+}
+
+/// Which events a page holds.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub client_id: Option<String>,
+    /// Keyset cursor: only events older than this id.
+    pub before_id: Option<i64>,
+}
+
+/// The newest `limit` events matching `filter`, newest first. Uses the `(client_id, id)` index, so
+/// a page costs the same at the millionth event as at the first.
+pub fn page(conn: &Connection, filter: &EventFilter, limit: usize) -> rusqlite::Result<Vec<Event>> {
+    let before = filter.before_id.unwrap_or(i64::MAX);
+    let limit = limit as i64;
+    match &filter.client_id {
+        Some(client) => {
+            let sql = format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE client_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3"
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params![client, before, limit], event_from_row)?;
+            rows.collect()
+        }
+        None => {
+            let sql = format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE id < ?1 ORDER BY id DESC LIMIT ?2"
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params![before, limit], event_from_row)?;
+            rows.collect()
+        }
+    }
+}
+
+/// The result of checking the whole chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Verification {
+    pub events: u64,
+    pub last_id: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_bad: Option<BadRow>,
+}
+
+/// The first row that breaks the chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BadRow {
+    pub id: i64,
+    pub reason: String,
+}
+
+/// Walks the whole log in id order and recomputes every hash; stops at the first bad row.
+pub fn verify(conn: &Connection) -> rusqlite::Result<Verification> {
+    let mut stmt = conn.prepare(
+        "SELECT id, ts, kind, outcome, client_id, detail, prev_hash, hash FROM events ORDER BY id",
+    )?;
+    let mut rows = stmt.query([])?;
+    let mut prev = [0u8; 32];
+    let mut expected_id = 1i64;
+    let mut count = 0u64;
+    let mut last_id = 0;
+    while let Some(r) = rows.next()? {
+        let id: i64 = r.get(0)?;
+        let bad = |reason: &str| Verification {
+            events: count,
+            last_id,
+            first_bad: Some(BadRow {
+                id,
+                reason: reason.to_owned(),
+            }),
+        };
+        if id != expected_id {
+            return Ok(Verification {
+                events: count,
+                last_id,
+                first_bad: Some(BadRow {
+                    id,
+                    reason: format!("rows are missing before this one (expected id {expected_id})"),
+                }),
+            });
+        }
+        let ts: i64 = r.get(1)?;
+        let kind = r.get_ref(2)?.as_str().unwrap_or("");
+        let outcome = r.get_ref(3)?.as_str().unwrap_or("");
+        let client_id = r.get_ref(4)?.as_str_or_null().unwrap_or(None);
+        let detail = r.get_ref(5)?.as_str().unwrap_or("");
+        let prev_hash = r.get_ref(6)?.as_blob().unwrap_or(&[]);
+        let hash = r.get_ref(7)?.as_blob().unwrap_or(&[]);
+        if prev_hash != prev {
+            return Ok(bad("prev_hash does not match the previous row's hash"));
+        }
+        let computed = row_hash(&prev, id, ts, kind, outcome, client_id, detail);
+        if hash != computed {
+            return Ok(bad("hash does not match the row's contents"));
+        }
+        prev = computed;
+        count += 1;
+        last_id = id;
+        expected_id += 1;
+    }
+    Ok(Verification {
+        events: count,
+        last_id,
+        first_bad: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db() -> Connection {
+        let c = Connection::open_in_memory().unwrap();
+        c.execute_batch(include_str!("../migrations/0001_init.sql"))
+            .unwrap();
+        c
+    }
+
+    fn ev(n: u32) -> NewEvent {
+        NewEvent::new(
+            EventKind::TokenIssued,
+            Outcome::Ok,
+            Some("agt_1"),
+            serde_json::json!({ "n": n }),
+        )
+    }
+
+    #[test]
+    fn a_clean_chain_verifies() {
+        let c = db();
+        let mut head = chain_head(&c).unwrap();
+        for n in 0..10 {
+            append(&c, &mut head, 1000 + n as i64, ev(n)).unwrap();
+        }
+        let v = verify(&c).unwrap();
+        assert_eq!(
+            v,
+            Verification {
+                events: 10,
+                last_id: 10,
+                first_bad: None
+            }
+        );
+    }
+
+    #[test]
+    fn tampering_names_the_row() {
+        let c = db();
+        let mut head = chain_head(&c).unwrap();
+        for n in 0..10 {
+            append(&c, &mut head, 1000, ev(n)).unwrap();
+        }
+        c.execute_batch("DROP TRIGGER events_are_append_only_u; UPDATE events SET detail = '{\"n\":99}' WHERE id = 4;").unwrap();
+        let v = verify(&c).unwrap();
+        assert_eq!(v.first_bad.map(|b| b.id), Some(4));
+    }
+
+    #[test]
+    fn a_deleted_row_is_found() {
+        let c = db();
+        let mut head = chain_head(&c).unwrap();
+        for n in 0..5 {
+            append(&c, &mut head, 1000, ev(n)).unwrap();
+        }
+        c.execute_batch("DROP TRIGGER events_are_append_only_d; DELETE FROM events WHERE id = 3;")
+            .unwrap();
+        assert_eq!(verify(&c).unwrap().first_bad.map(|b| b.id), Some(4));
+    }
+
+    #[test]
+    fn the_log_refuses_updates_and_deletes() {
+        let c = db();
+        let mut head = chain_head(&c).unwrap();
+        append(&c, &mut head, 1, ev(1)).unwrap();
+        assert!(c.execute("UPDATE events SET kind = 'x'", []).is_err());
+        assert!(c.execute("DELETE FROM events", []).is_err());
+    }
+
+    #[test]
+    fn pages_are_newest_first_by_keyset() {
+        let c = db();
+        let mut head = chain_head(&c).unwrap();
+        for n in 0..120 {
+            let mut e = ev(n);
+            if n % 2 == 0 {
+                e.client_id = Some("agt_2".into());
+            }
+            append(&c, &mut head, 1, e).unwrap();
+        }
+        let f = EventFilter {
+            client_id: Some("agt_2".into()),
+            before_id: None,
+        };
+        let p1 = page(&c, &f, 50).unwrap();
+        assert_eq!(p1.len(), 50);
+        assert_eq!(p1[0].id, 119);
+        let f2 = EventFilter {
+            before_id: Some(p1[49].id),
+            ..f
+        };
+        let p2 = page(&c, &f2, 50).unwrap();
+        assert_eq!(p2[0].id, p1[49].id - 2);
+        assert!(p2.iter().all(|e| e.client_id.as_deref() == Some("agt_2")));
+    }
+}

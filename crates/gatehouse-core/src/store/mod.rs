@@ -1,0 +1,582 @@
+//! The SQLite store: one writer thread that commits state changes together with their audit
+//! events, a pool of readers, numbered migrations, the data-dir lock, and the live event feed.
+//!
+//! Every write runs as a closure on the writer thread inside a transaction. Jobs that arrive
+//! together share one transaction (group commit), each inside its own savepoint, so one failed job
+//! never leaves half its rows behind and never takes the others down with it. The audit chain head
+//! is read inside the write lock, so writers in other processes (the CLI) keep the chain intact.
+
+pub mod agents;
+pub mod approvals;
+pub mod consents;
+pub mod grants;
+pub mod tokens;
+
+use std::fs::File;
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use tokio::sync::{broadcast, oneshot};
+
+use crate::audit::{self, ChainHead, Event, NewEvent};
+use crate::clock::Clock;
+
+/// The migrations, in order. Each file is applied once and never edited after it lands.
+const MIGRATIONS: &[(&str, &str)] =
+    &[("0001_init", include_str!("../../migrations/0001_init.sql"))];
+
+/// How many queued write jobs may share one transaction.
+const MAX_BATCH: usize = 256;
+
+/// The database file inside a data dir.
+pub const DB_FILE: &str = "gatehouse.db";
+const LOCK_FILE: &str = "gatehouse.lock";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot take the write now (locked by another process, read-only, disk full).
+    /// Nothing was changed.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("stored data is malformed: {0}")]
+    Corrupt(String),
+    #[error("the store is shut down")]
+    Closed,
+    #[error("cannot open the data dir {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "another Gatehouse server is already using {0}; stop it first or pass a different --data-dir"
+    )]
+    Locked(PathBuf),
+}
+
+impl StoreError {
+    /// Maps SQLite's "cannot write now" codes to [`StoreError::Unavailable`].
+    pub(crate) fn classify(e: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode as C;
+        match e.sqlite_error_code() {
+            Some(
+                C::DatabaseBusy
+                | C::DatabaseLocked
+                | C::ReadOnly
+                | C::DiskFull
+                | C::SystemIoFailure
+                | C::CannotOpen,
+            ) => StoreError::Unavailable(e.to_string()),
+            Some(C::ConstraintViolation) if e.to_string().contains("audit") => {
+                StoreError::Unavailable(e.to_string())
+            }
+            _ => StoreError::Sqlite(e),
+        }
+    }
+}
+
+/// Options for opening a store.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// How long a write waits for another process's lock before failing as unavailable.
+    pub busy_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Holds the data dir for one server process. Released when dropped (or when the process dies).
+#[derive(Debug)]
+pub struct DataDirLock {
+    _file: File,
+    path: PathBuf,
+}
+
+impl DataDirLock {
+    /// Takes the lock or explains who holds it.
+    pub fn acquire(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::Io {
+            path: data_dir.into(),
+            source,
+        })?;
+        let path = data_dir.join(LOCK_FILE);
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|source| StoreError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        match file.try_lock() {
+            Ok(()) => Ok(Self { _file: file, path }),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                Err(StoreError::Locked(data_dir.to_path_buf()))
+            }
+            Err(std::fs::TryLockError::Error(source)) => Err(StoreError::Io { path, source }),
+        }
+    }
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+/// A queued write. Given the transaction it runs and returns whether to keep its changes, plus
+/// what to do once the commit is known; given an error (the database is unavailable) it reports it.
+type Job =
+    Box<dyn FnOnce(Result<&mut WriteTx<'_>, StoreError>) -> Option<(bool, Completion)> + Send>;
+
+/// A write in progress: the connection inside the transaction, and the audit chain.
+pub struct WriteTx<'a> {
+    conn: &'a Connection,
+    head: &'a mut ChainHead,
+    appended: &'a mut Vec<Event>,
+    now: crate::clock::Millis,
+}
+
+impl std::fmt::Debug for WriteTx<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteTx")
+            .field("head", &self.head)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WriteTx<'_> {
+    pub fn conn(&self) -> &Connection {
+        self.conn
+    }
+    /// The time this transaction is written at.
+    pub fn now(&self) -> crate::clock::Millis {
+        self.now
+    }
+    /// Appends an audit event in this transaction. If it fails, the caller must fail too, and the
+    /// whole job rolls back.
+    pub fn append(&mut self, event: NewEvent) -> Result<i64, StoreError> {
+        let ev =
+            audit::append(self.conn, self.head, self.now, event).map_err(StoreError::classify)?;
+        let id = ev.id;
+        self.appended.push(ev);
+        Ok(id)
+    }
+}
+
+/// The store. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.inner.path)
+            .finish()
+    }
+}
+
+struct Inner {
+    path: PathBuf,
+    options: StoreOptions,
+    writer: Mutex<Option<mpsc::Sender<Job>>>,
+    readers: Mutex<Vec<Connection>>,
+    feed: broadcast::Sender<Event>,
+    wake_tailer: mpsc::SyncSender<()>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Ok(mut w) = self.writer.lock() {
+            w.take();
+        }
+    }
+}
+
+impl Store {
+    /// Opens (creating and migrating if needed) the database in `data_dir`.
+    pub fn open(
+        data_dir: &Path,
+        options: StoreOptions,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::Io {
+            path: data_dir.into(),
+            source,
+        })?;
+        restrict_permissions(data_dir);
+        let path = data_dir.join(DB_FILE);
+        let mut conn = open_connection(&path, &options)?;
+        migrate(&mut conn)?;
+        let last_event_id: i64 =
+            conn.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0))?;
+
+        let (feed, _) = broadcast::channel(4096);
+        let (wake_tx, wake_rx) = mpsc::sync_channel::<()>(1);
+        let (job_tx, job_rx) = mpsc::channel::<Job>();
+
+        std::thread::Builder::new()
+            .name("gatehouse-writer".into())
+            .spawn({
+                let wake = wake_tx.clone();
+                move || writer_loop(conn, job_rx, clock, wake)
+            })
+            .map_err(|source| StoreError::Io {
+                path: path.clone(),
+                source,
+            })?;
+
+        let tail_conn = open_connection(&path, &options)?;
+        std::thread::Builder::new()
+            .name("gatehouse-feed".into())
+            .spawn({
+                let feed = feed.clone();
+                move || tailer_loop(tail_conn, wake_rx, feed, last_event_id)
+            })
+            .map_err(|source| StoreError::Io {
+                path: path.clone(),
+                source,
+            })?;
+
+        Ok(Store {
+            inner: Arc::new(Inner {
+                path,
+                options,
+                writer: Mutex::new(Some(job_tx)),
+                readers: Mutex::new(Vec::new()),
+                feed,
+                wake_tailer: wake_tx,
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs `f` on the writer thread inside a transaction and commits it. `Err` from `f` rolls back
+    /// everything `f` wrote, including its audit events. The result is returned only after commit.
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut WriteTx<'_>) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<Result<T, E>>();
+        let job: Job = Box::new(move |w| {
+            let w = match w {
+                Ok(w) => w,
+                Err(e) => {
+                    let _ = tx.send(Err(E::from(e)));
+                    return None;
+                }
+            };
+            let result = f(w);
+            let ok = result.is_ok();
+            let done: Completion = Box::new(move |commit| {
+                let out = match (commit, result) {
+                    (Ok(()), r) => r,
+                    (Err(e), Ok(_)) => Err(E::from(e)),
+                    (Err(_), Err(e)) => Err(e),
+                };
+                let _ = tx.send(out);
+            });
+            Some((ok, done))
+        });
+        {
+            let guard = self.inner.writer.lock().map_err(|_| StoreError::Closed)?;
+            let sender = guard.as_ref().ok_or(StoreError::Closed)?;
+            sender.send(job).map_err(|_| StoreError::Closed)?;
+        }
+        rx.await.map_err(|_| E::from(StoreError::Closed))?
+    }
+
+    /// Runs `f` with a reader connection on the blocking pool.
+    pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.read_blocking(f))
+            .await
+            .map_err(|_| E::from(StoreError::Closed))?
+    }
+
+    /// Like [`Store::read`], on the calling thread. For threads that may block.
+    pub fn read_blocking<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&Connection) -> Result<T, E>,
+        E: From<StoreError>,
+    {
+        let conn = self.inner.readers.lock().ok().and_then(|mut r| r.pop());
+        let conn = match conn {
+            Some(c) => c,
+            None => open_connection(&self.inner.path, &self.inner.options).map_err(E::from)?,
+        };
+        let out = f(&conn);
+        if let Ok(mut r) = self.inner.readers.lock() {
+            if r.len() < 16 {
+                r.push(conn);
+            }
+        }
+        out
+    }
+
+    /// Live audit events, in id order, including those written by other processes.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.inner.feed.subscribe()
+    }
+
+    /// Asks the feed to look for new events now.
+    pub fn poke_feed(&self) {
+        let _ = self.inner.wake_tailer.try_send(());
+    }
+
+    /// Reads a setting.
+    pub async fn setting(&self, key: &'static str) -> Result<Option<String>, StoreError> {
+        self.read(move |c| {
+            c.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(StoreError::from)
+        })
+        .await
+    }
+
+    /// Stops accepting writes; queued writes still finish.
+    pub fn close(&self) {
+        if let Ok(mut w) = self.inner.writer.lock() {
+            w.take();
+        }
+    }
+}
+
+#[cfg(unix)]
+fn restrict_permissions(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+}
+#[cfg(not(unix))]
+fn restrict_permissions(_dir: &Path) {}
+
+fn open_connection(path: &Path, options: &StoreOptions) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(StoreError::classify)?;
+    conn.busy_timeout(options.busy_timeout)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = NORMAL;
+         PRAGMA foreign_keys = ON;
+         PRAGMA temp_store = MEMORY;",
+    )
+    .map_err(StoreError::classify)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let known = MIGRATIONS.len() as i64;
+    if version > known {
+        return Err(StoreError::Corrupt(format!(
+            "the database is at schema version {version}, newer than this Gatehouse ({known}); upgrade Gatehouse"
+        )));
+    }
+    for (i, (name, sql)) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(StoreError::classify)?;
+        tx.execute_batch(sql)
+            .map_err(|e| StoreError::Corrupt(format!("migration {name} failed: {e}")))?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit().map_err(StoreError::classify)?;
+        tracing::info!(migration = name, "applied migration");
+    }
+    Ok(())
+}
+
+fn writer_loop(
+    conn: Connection,
+    jobs: mpsc::Receiver<Job>,
+    clock: Arc<dyn Clock>,
+    wake: mpsc::SyncSender<()>,
+) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        run_batch(&conn, batch, clock.now());
+        let _ = wake.try_send(());
+    }
+    // Fold the WAL back into the database on a clean shutdown.
+    let _ = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE);");
+}
+
+fn run_batch(conn: &Connection, batch: Vec<Job>, now: crate::clock::Millis) {
+    let fail_all = |batch: Vec<Job>, why: &StoreError| {
+        tracing::warn!(error = %why, "write batch failed; nothing was changed");
+        for job in batch {
+            job(Err(StoreError::Unavailable(why.to_string())));
+        }
+    };
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let err = StoreError::classify(e);
+        fail_all(batch, &err);
+        return;
+    }
+    let mut head = match audit::chain_head(conn) {
+        Ok(h) => h,
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            fail_all(batch, &StoreError::classify(e));
+            return;
+        }
+    };
+    let mut appended = Vec::new();
+    let mut completions: Vec<Completion> = Vec::with_capacity(batch.len());
+    let mut broken: Option<StoreError> = None;
+    for job in batch {
+        if let Some(e) = &broken {
+            job(Err(StoreError::Unavailable(e.to_string())));
+            continue;
+        }
+        if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+            let e = StoreError::classify(e);
+            job(Err(StoreError::Unavailable(e.to_string())));
+            broken = Some(e);
+            continue;
+        }
+        let saved_head = head.clone();
+        let saved_len = appended.len();
+        let mut w = WriteTx {
+            conn,
+            head: &mut head,
+            appended: &mut appended,
+            now,
+        };
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| job(Ok(&mut w))));
+        let (ok, done) = match outcome {
+            Ok(Some(r)) => r,
+            Ok(None) => continue,
+            Err(_) => {
+                tracing::error!("a write job panicked; rolling it back");
+                let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+                head = saved_head;
+                appended.truncate(saved_len);
+                continue;
+            }
+        };
+        let step = if ok {
+            conn.execute_batch("RELEASE job")
+        } else {
+            conn.execute_batch("ROLLBACK TO job; RELEASE job")
+        };
+        if !ok {
+            head = saved_head;
+            appended.truncate(saved_len);
+        }
+        if let Err(e) = step {
+            broken = Some(StoreError::classify(e));
+        }
+        completions.push(done);
+    }
+    let result = match broken {
+        Some(e) => Err(e),
+        None => conn.execute_batch("COMMIT").map_err(StoreError::classify),
+    };
+    match result {
+        Ok(()) => {
+            for done in completions {
+                done(Ok(()));
+            }
+        }
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            tracing::warn!(error = %e, "write transaction failed; nothing was changed");
+            for done in completions {
+                done(Err(StoreError::Unavailable(e.to_string())));
+            }
+        }
+    }
+}
+
+fn tailer_loop(
+    conn: Connection,
+    wake: mpsc::Receiver<()>,
+    feed: broadcast::Sender<Event>,
+    mut last_id: i64,
+) {
+    let mut last_version: i64 = -1;
+    loop {
+        match wake.recv_timeout(Duration::from_millis(200)) {
+            Ok(()) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        }
+        // data_version changes whenever another connection (in this process or another) commits.
+        let version: i64 = match conn.query_row("PRAGMA data_version", [], |r| r.get(0)) {
+            Ok(v) => v,
+            Err(_) => continue,
+        };
+        if version == last_version {
+            continue;
+        }
+        last_version = version;
+        loop {
+            let events = match audit::events_after(&conn, last_id, 1000) {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::warn!(error = %e, "feed could not read new events");
+                    break;
+                }
+            };
+            let n = events.len();
+            for ev in events {
+                last_id = ev.id;
+                let _ = feed.send(ev);
+            }
+            if n < 1000 {
+                break;
+            }
+        }
+    }
+}
+
+/// Helpers for (de)serialising list columns.
+pub(crate) fn json_list(items: &[String]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
+}
+pub(crate) fn parse_json_list(s: &str) -> Result<Vec<String>, rusqlite::Error> {
+    serde_json::from_str(s).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+pub(crate) fn space_list(items: &[String]) -> String {
+    items.join(" ")
+}
+pub(crate) fn parse_space_list(s: &str) -> Vec<String> {
+    s.split(' ')
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect()
+}

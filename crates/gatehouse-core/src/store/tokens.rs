@@ -1,0 +1,147 @@
+//! Access and refresh tokens as stored: SHA-256 hashes only, with their grant, audience and life.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+use super::{json_list, parse_json_list, parse_space_list, space_list};
+use crate::clock::Millis;
+use crate::secret::TokenHash;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenKind {
+    Access,
+    Refresh,
+}
+
+impl TokenKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Access => "access",
+            TokenKind::Refresh => "refresh",
+        }
+    }
+}
+
+/// A stored token. `Debug` shows only the short id of the hash.
+#[derive(Debug, Clone, Serialize)]
+pub struct Token {
+    #[serde(skip)]
+    pub hash: TokenHash,
+    pub id: String,
+    pub kind: TokenKind,
+    pub grant_id: i64,
+    pub client_id: String,
+    pub scopes: Vec<String>,
+    pub audience: Vec<String>,
+    pub created_at: Millis,
+    pub expires_at: Millis,
+    pub rotated_at: Option<Millis>,
+    pub revoked_at: Option<Millis>,
+    pub last_used_at: Option<Millis>,
+}
+
+impl Token {
+    pub fn is_live(&self, now: Millis) -> bool {
+        self.revoked_at.is_none() && self.rotated_at.is_none() && now < self.expires_at
+    }
+}
+
+const COLUMNS: &str = "token_hash, kind, grant_id, client_id, scopes, audience, created_at, expires_at, rotated_at, revoked_at, last_used_at";
+
+fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Token> {
+    let hash: Vec<u8> = r.get(0)?;
+    let hash = TokenHash(hash.try_into().map_err(|_| {
+        rusqlite::Error::InvalidColumnType(0, "token_hash".into(), rusqlite::types::Type::Blob)
+    })?);
+    let kind = match r.get_ref(1)?.as_str()? {
+        "refresh" => TokenKind::Refresh,
+        _ => TokenKind::Access,
+    };
+    Ok(Token {
+        id: hash.id(),
+        hash,
+        kind,
+        grant_id: r.get(2)?,
+        client_id: r.get(3)?,
+        scopes: parse_space_list(&r.get::<_, String>(4)?),
+        audience: parse_json_list(&r.get::<_, String>(5)?)?,
+        created_at: r.get(6)?,
+        expires_at: r.get(7)?,
+        rotated_at: r.get(8)?,
+        revoked_at: r.get(9)?,
+        last_used_at: r.get(10)?,
+    })
+}
+
+/// Fields of a new token.
+#[derive(Debug, Clone)]
+pub struct NewToken<'a> {
+    pub kind: TokenKind,
+    pub grant_id: i64,
+    pub client_id: &'a str,
+    pub scopes: &'a [String],
+    pub audience: &'a [String],
+    pub expires_at: Millis,
+}
+
+pub fn insert(
+    conn: &Connection,
+    hash: &TokenHash,
+    t: &NewToken<'_>,
+    now: Millis,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO tokens (token_hash, kind, grant_id, client_id, scopes, audience, created_at, expires_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![&hash.0[..], t.kind.as_str(), t.grant_id, t.client_id, space_list(t.scopes), json_list(t.audience), now, t.expires_at])?;
+    Ok(())
+}
+
+pub fn get(conn: &Connection, hash: &TokenHash) -> rusqlite::Result<Option<Token>> {
+    conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM tokens WHERE token_hash = ?1"
+    ))?
+    .query_row([&hash.0[..]], from_row)
+    .optional()
+}
+
+/// Live tokens of an agent (not revoked, rotated or expired).
+pub fn live_for_client(
+    conn: &Connection,
+    client_id: &str,
+    now: Millis,
+) -> rusqlite::Result<Vec<Token>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM tokens WHERE client_id = ?1 AND revoked_at IS NULL AND rotated_at IS NULL AND expires_at > ?2 ORDER BY created_at"
+    ))?;
+    let rows = stmt.query_map(params![client_id, now], from_row)?;
+    rows.collect()
+}
+
+/// Marks a refresh token as rotated; false if it already was (reuse, or a concurrent refresh).
+pub fn mark_rotated(conn: &Connection, hash: &TokenHash, now: Millis) -> rusqlite::Result<bool> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE tokens SET rotated_at = ?2 WHERE token_hash = ?1 AND rotated_at IS NULL",
+        )?
+        .execute(params![&hash.0[..], now])?;
+    Ok(n == 1)
+}
+
+pub fn revoke(conn: &Connection, hash: &TokenHash, now: Millis) -> rusqlite::Result<bool> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE tokens SET revoked_at = ?2 WHERE token_hash = ?1 AND revoked_at IS NULL",
+        )?
+        .execute(params![&hash.0[..], now])?;
+    Ok(n == 1)
+}
+
+/// Records when a token was last used (batched by the caller; no audit event per use).
+pub fn record_use(conn: &Connection, hash: &TokenHash, at: Millis) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE tokens SET last_used_at = ?2 WHERE token_hash = ?1 AND (last_used_at IS NULL OR last_used_at < ?2)")?
+        .execute(params![&hash.0[..], at])?;
+    Ok(())
+}
