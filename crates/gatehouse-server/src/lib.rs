@@ -1,1 +1,88 @@
-//! placeholder
+//! Gatehouse's loopback HTTP server: the OAuth 2.1 authorization server endpoints over the core's
+//! [`Authority`], behind the local-server hardening guard (Host and Origin checks, no CORS, no
+//! framing, state changes on POST).
+
+mod guard;
+mod oauth;
+mod pages;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use gatehouse_core::Authority;
+
+/// Shared state of every handler.
+#[derive(Debug, Clone)]
+pub(crate) struct AppState {
+    pub authority: Arc<Authority>,
+    pub allowed_hosts: Arc<[String]>,
+    pub allowed_origins: Arc<[String]>,
+}
+
+/// The issuer identifier for a bound loopback address: `http://127.0.0.1:PORT` or `http://[::1]:PORT`.
+pub fn issuer_for(addr: SocketAddr) -> String {
+    match addr {
+        SocketAddr::V4(a) => format!("http://{}:{}", a.ip(), a.port()),
+        SocketAddr::V6(a) => format!("http://[{}]:{}", a.ip(), a.port()),
+    }
+}
+
+/// The router, without a socket (tests drive it with `tower::ServiceExt::oneshot`).
+pub fn router(authority: Arc<Authority>, port: u16) -> Router {
+    let hosts: Vec<String> = ["127.0.0.1", "localhost", "[::1]"]
+        .iter()
+        .map(|h| format!("{h}:{port}"))
+        .collect();
+    let origins: Vec<String> = hosts.iter().map(|h| format!("http://{h}")).collect();
+    let state = AppState {
+        authority,
+        allowed_hosts: hosts.into(),
+        allowed_origins: origins.into(),
+    };
+    Router::new()
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(oauth::metadata),
+        )
+        .route("/.well-known/openid-configuration", get(oauth::metadata))
+        .route("/register", post(oauth::register))
+        .route(
+            "/authorize",
+            get(oauth::authorize_get).post(oauth::authorize_post),
+        )
+        .route("/consent/{id}", get(oauth::consent_progress))
+        .route("/token", post(oauth::token))
+        .route("/revoke", post(oauth::revoke))
+        .route("/introspect", post(oauth::introspect))
+        .fallback(oauth::not_found)
+        .method_not_allowed_fallback(oauth::method_not_allowed)
+        .layer(DefaultBodyLimit::max(64 * 1024))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::guard,
+        ))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` completes, then finishes in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    authority: Arc<Authority>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let addr = listener.local_addr()?;
+    if !addr.ip().is_loopback() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "Gatehouse only listens on loopback addresses",
+        ));
+    }
+    let app = router(authority, addr.port());
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
