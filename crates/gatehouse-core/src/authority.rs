@@ -1104,10 +1104,10 @@ impl Authority {
                 tracing::warn!(error = %e, "could not expire approvals");
             }
             n = n.wrapping_add(1);
-            if n % 8 == 0 {
-                if let Err(e) = self.flush_usage().await {
-                    tracing::warn!(error = %e, "could not record token use");
-                }
+            if n.is_multiple_of(8)
+                && let Err(e) = self.flush_usage().await
+            {
+                tracing::warn!(error = %e, "could not record token use");
             }
         }
     }

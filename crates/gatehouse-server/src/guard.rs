@@ -27,14 +27,14 @@ pub(crate) fn check(
         .and_then(|h| h.to_str().ok())
         .map(str::to_ascii_lowercase);
     match host {
-        Some(h) if hosts.iter().any(|a| *a == h) => {}
+        Some(h) if hosts.contains(&h) => {}
         Some(_) => return Err("this Host is not Gatehouse's loopback address"),
         None => return Err("a Host header is required"),
     }
     let mut all_origins = headers.get_all(header::ORIGIN).iter();
     if let Some(origin) = all_origins.next() {
         let origin = origin.to_str().unwrap_or("").to_ascii_lowercase();
-        if all_origins.next().is_some() || !origins.iter().any(|o| *o == origin) {
+        if all_origins.next().is_some() || !origins.contains(&origin) {
             return Err("requests from other origins are refused");
         }
     }

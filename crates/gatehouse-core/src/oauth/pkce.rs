@@ -67,9 +67,11 @@ mod tests {
     const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
     const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
+    type ChallengeCase<'a> = (Option<&'a str>, Option<&'a str>, Result<(), PkceError>);
+
     #[test]
     fn challenges() {
-        let cases: &[(Option<&str>, Option<&str>, Result<(), PkceError>)] = &[
+        let cases: &[ChallengeCase<'_>] = &[
             (Some(CHALLENGE), Some("S256"), Ok(())),
             (None, Some("S256"), Err(PkceError::MissingChallenge)),
             (Some(""), Some("S256"), Err(PkceError::MissingChallenge)),

@@ -328,10 +328,10 @@ impl Store {
             None => open_connection(&self.inner.path, &self.inner.options).map_err(E::from)?,
         };
         let out = f(&conn);
-        if let Ok(mut r) = self.inner.readers.lock() {
-            if r.len() < 16 {
-                r.push(conn);
-            }
+        if let Ok(mut r) = self.inner.readers.lock()
+            && r.len() < 16
+        {
+            r.push(conn);
         }
         out
     }
