@@ -35,6 +35,25 @@ pub struct Server {
     lines: mpsc::Receiver<serde_json::Value>,
     /// Lines already read but not yet asked for.
     backlog: Vec<serde_json::Value>,
+    /// Every line the server printed on stdout or stderr, raw.
+    output: OutputLog,
+    readers: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// Everything a server printed (stdout and stderr lines, raw, in arrival order per stream).
+#[derive(Debug, Clone, Default)]
+pub struct OutputLog(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl OutputLog {
+    fn push(&self, line: &str) {
+        if let Ok(mut v) = self.0.lock() {
+            v.push(line.to_owned());
+        }
+    }
+    /// All lines so far, joined with newlines.
+    pub fn text(&self) -> String {
+        self.0.lock().map(|v| v.join("\n")).unwrap_or_default()
+    }
 }
 
 impl Server {
@@ -45,6 +64,21 @@ impl Server {
 
     /// Starts a server, or returns what it printed on stderr if it exited instead.
     pub fn try_start(data_dir: &Path, extra: &[&str]) -> Result<Server, String> {
+        Self::try_start_with_env(data_dir, extra, &[])
+    }
+
+    /// Starts a server with extra arguments and environment variables (e.g.
+    /// `[("GATEHOUSE_LOG", "debug")]`, which overrides the default `warn`).
+    pub fn start_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        Self::try_start_with_env(data_dir, extra, env).expect("server starts")
+    }
+
+    /// Like [`Server::try_start`], with extra environment variables.
+    pub fn try_start_with_env(
+        data_dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Server, String> {
         let mut child = Command::new(gatehouse_bin())
             .args([
                 "serve",
@@ -57,6 +91,7 @@ impl Server {
             .arg(data_dir)
             .args(extra)
             .env("GATEHOUSE_LOG", "warn")
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -64,10 +99,13 @@ impl Server {
             .expect("spawn gatehouse");
         let stdout = child.stdout.take().expect("stdout");
         let stderr = child.stderr.take().expect("stderr");
+        let output = OutputLog::default();
         let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
+        let out_log = output.clone();
+        let out_reader = std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
+                out_log.push(&line);
                 match serde_json::from_str::<serde_json::Value>(&line) {
                     Ok(v) => {
                         if tx.send(v).is_err() {
@@ -79,9 +117,11 @@ impl Server {
             }
         });
         let (etx, erx) = mpsc::channel::<String>();
-        std::thread::spawn(move || {
+        let err_log = output.clone();
+        let err_reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 eprintln!("[gatehouse] {line}");
+                err_log.push(&line);
                 let _ = etx.send(line);
             }
         });
@@ -100,6 +140,8 @@ impl Server {
                     stdin,
                     lines: rx,
                     backlog: Vec::new(),
+                    output,
+                    readers: vec![out_reader, err_reader],
                 })
             }
             Err(_) => {
@@ -184,6 +226,21 @@ impl Server {
             .expect("wait")
     }
 
+    /// Everything the server printed so far (a live handle: it keeps filling while it runs).
+    pub fn output(&self) -> OutputLog {
+        self.output.clone()
+    }
+
+    /// Sends SIGTERM, waits for a clean exit, and waits until everything the server printed has
+    /// been read; returns the exit status and the complete output.
+    pub fn stop_and_collect(mut self) -> (std::process::ExitStatus, OutputLog) {
+        let status = self.terminate();
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
+        }
+        (status, self.output.clone())
+    }
+
     /// SIGKILL, no cleanup (crash tests).
     pub fn kill9(mut self) {
         let _ = self.child.kill();
@@ -250,4 +307,274 @@ pub fn token_id(token: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// OAuth client steps over real HTTP, for tests that need tokens rather than test the protocol:
+/// register, get a code (through the jsonl approver or a remembered consent), exchange, refresh,
+/// introspect. Each step panics with the server's answer when it does not succeed.
+pub mod flow {
+    use super::Server;
+    use serde_json::{Value, json};
+
+    /// A registered client as the agent knows it.
+    #[derive(Debug, Clone)]
+    pub struct Client {
+        pub client_id: String,
+        /// Present for confidential clients (`client_secret_basic`).
+        pub client_secret: Option<String>,
+        pub redirect_uri: String,
+    }
+
+    /// An HTTP client that never follows redirects (the tests read `Location` themselves).
+    pub fn http() -> reqwest::Client {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(std::time::Duration::from_secs(20))
+            .build()
+            .expect("http client")
+    }
+
+    /// Registers a client allowed the code and refresh grants: confidential
+    /// (`client_secret_basic`) or public (`none`).
+    pub async fn register(http: &reqwest::Client, issuer: &str, confidential: bool) -> Client {
+        let res = try_register(http, issuer, confidential).await;
+        let status = res.status();
+        let body: Value = res.json().await.expect("registration answer is JSON");
+        assert_eq!(status, 201, "registration failed: {body}");
+        Client {
+            client_id: body["client_id"].as_str().expect("client_id").to_owned(),
+            client_secret: body["client_secret"].as_str().map(str::to_owned),
+            redirect_uri: body["redirect_uris"][0]
+                .as_str()
+                .expect("redirect_uris echoed")
+                .to_owned(),
+        }
+    }
+
+    /// Sends the registration request of [`register`] and returns the raw answer.
+    pub async fn try_register(
+        http: &reqwest::Client,
+        issuer: &str,
+        confidential: bool,
+    ) -> reqwest::Response {
+        let method = if confidential {
+            "client_secret_basic"
+        } else {
+            "none"
+        };
+        http.post(format!("{issuer}/register"))
+            .json(&json!({
+                "client_name": format!("e2e {method} agent"),
+                "redirect_uris": ["http://127.0.0.1:9/callback"],
+                "grant_types": ["authorization_code", "refresh_token"],
+                "token_endpoint_auth_method": method,
+                "application_type": "native",
+            }))
+            .send()
+            .await
+            .expect("POST /register")
+    }
+
+    /// GET /authorize for `client` with a PKCE challenge; returns the raw (unfollowed) answer.
+    pub async fn authorize(
+        http: &reqwest::Client,
+        issuer: &str,
+        client: &Client,
+        challenge: &str,
+        state: &str,
+    ) -> reqwest::Response {
+        http.get(format!("{issuer}/authorize"))
+            .query(&[
+                ("response_type", "code"),
+                ("client_id", &client.client_id),
+                ("redirect_uri", &client.redirect_uri),
+                ("state", state),
+                ("code_challenge", challenge),
+                ("code_challenge_method", "S256"),
+            ])
+            .send()
+            .await
+            .expect("GET /authorize")
+    }
+
+    /// The `Location` of a redirect, asserting the status is 303.
+    pub fn location(res: &reqwest::Response) -> String {
+        assert_eq!(res.status(), 303, "expected a 303 redirect, got {res:?}");
+        res.headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .expect("Location header")
+            .to_owned()
+    }
+
+    /// One query parameter of a URL.
+    pub fn query_param(url: &str, name: &str) -> Option<String> {
+        url::Url::parse(url)
+            .ok()?
+            .query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    }
+
+    /// The approval id in a waiting-page URL (`.../consent/{id}`).
+    pub fn approval_id(consent_url: &str) -> String {
+        consent_url
+            .rsplit('/')
+            .next()
+            .expect("approval id in the consent URL")
+            .to_owned()
+    }
+
+    /// Runs /authorize, answers the consent prompt on the server's jsonl channel with `decision`
+    /// (e.g. `json!({"approve": id, "remember": "always"})` built by `decide(id)`), and follows the
+    /// waiting page. Returns the final redirect to the client and the PKCE verifier.
+    pub async fn consent_redirect(
+        server: &mut Server,
+        http: &reqwest::Client,
+        client: &Client,
+        decide: impl FnOnce(&str) -> Value,
+    ) -> (String, String) {
+        let (verifier, challenge) = super::pkce_pair();
+        let res = authorize(http, &server.issuer, client, &challenge, "st-consent").await;
+        let waiting = location(&res);
+        assert!(
+            waiting.starts_with(&format!("{}/consent/", server.issuer)),
+            "/authorize should send the browser to the waiting page, not to {waiting}"
+        );
+        let id = approval_id(&waiting);
+        server.expect_event_matching("approval_requested", |v| v["id"] == id.as_str());
+        server.decide(decide(&id));
+        server.expect_event_matching("approval_decided", |v| v["id"] == id.as_str());
+        let res = http.get(&waiting).send().await.expect("GET waiting page");
+        (location(&res), verifier)
+    }
+
+    /// A code through an approved consent (`remember`: `None` for once, or e.g. `Some("always")`).
+    /// Returns (code, verifier).
+    pub async fn consent_code(
+        server: &mut Server,
+        http: &reqwest::Client,
+        client: &Client,
+        remember: Option<&str>,
+    ) -> (String, String) {
+        let (to_client, verifier) = consent_redirect(server, http, client, |id| match remember {
+            Some(r) => json!({ "approve": id, "remember": r }),
+            None => json!({ "approve": id }),
+        })
+        .await;
+        let code = query_param(&to_client, "code").unwrap_or_else(|| {
+            panic!("the approved consent should redirect with a code: {to_client}")
+        });
+        (code, verifier)
+    }
+
+    /// A code from a remembered consent: /authorize must redirect straight to the client.
+    /// Returns (code, verifier).
+    pub async fn remembered_code(
+        http: &reqwest::Client,
+        issuer: &str,
+        client: &Client,
+    ) -> (String, String) {
+        let (verifier, challenge) = super::pkce_pair();
+        let res = authorize(http, issuer, client, &challenge, "st-remembered").await;
+        let to = location(&res);
+        let code = query_param(&to, "code").unwrap_or_else(|| {
+            panic!("a remembered consent should redirect straight to the client with a code: {to}")
+        });
+        (code, verifier)
+    }
+
+    /// A POST to the token endpoint family (`/token`, `/revoke`, `/introspect`) with the client's
+    /// authentication (Basic for confidential clients, `client_id` in the form for public ones).
+    pub fn client_post(
+        http: &reqwest::Client,
+        issuer: &str,
+        endpoint: &str,
+        client: &Client,
+        form: &[(&str, &str)],
+    ) -> reqwest::RequestBuilder {
+        let mut form: Vec<(&str, &str)> = form.to_vec();
+        let req = http.post(format!("{issuer}{endpoint}"));
+        let req = match &client.client_secret {
+            Some(secret) => req.basic_auth(&client.client_id, Some(secret)),
+            None => {
+                form.push(("client_id", &client.client_id));
+                req
+            }
+        };
+        req.form(&form)
+    }
+
+    /// Sends an authorization-code exchange; returns the raw answer.
+    pub async fn exchange(
+        http: &reqwest::Client,
+        issuer: &str,
+        client: &Client,
+        code: &str,
+        verifier: &str,
+    ) -> reqwest::Response {
+        client_post(
+            http,
+            issuer,
+            "/token",
+            client,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", &client.redirect_uri),
+                ("code_verifier", verifier),
+            ],
+        )
+        .send()
+        .await
+        .expect("POST /token")
+    }
+
+    /// Sends a refresh; returns the raw answer.
+    pub async fn refresh(
+        http: &reqwest::Client,
+        issuer: &str,
+        client: &Client,
+        refresh_token: &str,
+    ) -> reqwest::Response {
+        client_post(
+            http,
+            issuer,
+            "/token",
+            client,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+            ],
+        )
+        .send()
+        .await
+        .expect("POST /token (refresh)")
+    }
+
+    /// Reads a 200 token response, panicking with the answer otherwise.
+    pub async fn tokens(res: reqwest::Response) -> Value {
+        let status = res.status();
+        let body: Value = res.json().await.expect("token answer is JSON");
+        assert_eq!(status, 200, "token request failed: {body}");
+        assert!(body["access_token"].is_string(), "no access_token: {body}");
+        body
+    }
+
+    /// Introspects `token` as `client` (which must be confidential); returns the JSON answer.
+    pub async fn introspect(
+        http: &reqwest::Client,
+        issuer: &str,
+        client: &Client,
+        token: &str,
+    ) -> Value {
+        let res = client_post(http, issuer, "/introspect", client, &[("token", token)])
+            .send()
+            .await
+            .expect("POST /introspect");
+        let status = res.status();
+        let body: Value = res.json().await.expect("introspection answer is JSON");
+        assert_eq!(status, 200, "introspection failed: {body}");
+        body
+    }
 }
