@@ -1,0 +1,251 @@
+//! The command line: every command, flag and its `--help` text. Parsing only; no behaviour.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// The listen address used when neither `--listen` nor `GATEHOUSE_LISTEN` is given.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8737";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "gatehouse",
+    version,
+    about = "Gatehouse: a local OAuth 2.1 authorization server and approval broker for AI agents",
+    long_about = "Gatehouse: a local OAuth 2.1 authorization server and approval broker for AI agents.\n\n\
+Agents get their own identity and narrow, short-lived, revocable tokens; you approve what they ask \
+for, and every step lands in a tamper-evident audit log.\n\n\
+Start the server with `gatehouse serve`, then inspect and control it from another terminal with \
+`gatehouse agents`, `gatehouse log --follow`, `gatehouse revoke CLIENT_ID` and `gatehouse audit verify`.",
+    after_help = "Examples:\n  gatehouse serve                         # approve requests in this terminal\n  \
+gatehouse log --follow                  # watch what agents do, live\n  \
+gatehouse revoke agt_0123...            # cut one agent off at once"
+)]
+pub struct Cli {
+    /// Directory holding Gatehouse's database and lock file.
+    ///
+    /// Defaults to the platform data directory plus `gatehouse` (for example
+    /// `~/.local/share/gatehouse` on Linux, `~/Library/Application Support/gatehouse` on macOS).
+    #[arg(
+        long,
+        global = true,
+        env = "GATEHOUSE_DATA_DIR",
+        value_name = "DIR",
+        help = "Directory holding Gatehouse's database [default: platform data dir + /gatehouse]"
+    )]
+    pub data_dir: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the authorization server on loopback and ask for approvals (terminal, jsonl or deny).
+    #[command(
+        long_about = "Run the authorization server on loopback and ask for approvals.\n\n\
+Only one server may use a data directory at a time. Stop it with Ctrl-C or SIGTERM; approvals \
+that are still pending are kept and shown again at the next start.\n\n\
+With --approver jsonl, stdout carries one JSON object per line: first \
+{\"event\":\"listening\",\"issuer\":...}, then \"approval_requested\", \"approval_decided\" \
+(decision: approved, denied or expired) and \"error\" events. Stdin takes one decision per line: \
+{\"approve\":\"ID\"}, optionally with \"remember\" (once, 1h, 8h, session, always) and \"scopes\" \
+(a subset of those requested), or {\"deny\":\"ID\"}. Closing stdin does not stop the server. \
+Logs go to stderr (filter with GATEHOUSE_LOG, e.g. GATEHOUSE_LOG=debug).",
+        after_help = "Examples:\n  gatehouse serve\n  \
+gatehouse serve --listen 127.0.0.1:0 --approver jsonl   # for tools: JSON Lines on stdin/stdout\n  \
+gatehouse serve --approver deny                         # refuse every request"
+    )]
+    Serve(ServeArgs),
+
+    /// Show the audit log: the newest events, oldest first; `--follow` keeps watching.
+    #[command(after_help = "Examples:\n  gatehouse log\n  \
+gatehouse log --follow --agent agt_0123...\n  gatehouse log --json --limit 500 | jq .kind")]
+    Log(LogArgs),
+
+    /// List registered agents with what they currently hold.
+    #[command(after_help = "Example:\n  gatehouse agents --json | jq '.[].client_id'")]
+    Agents(AgentsArgs),
+
+    /// Revoke an agent: its registration, every grant and token, remembered consent, at once.
+    #[command(
+        long_about = "Revoke an agent: its registration, every grant and token, remembered consent \
+and any pending approval, all at once and in one audited step. Works while the server is running.",
+        after_help = "Example:\n  gatehouse revoke agt_0123456789abcdef0123456789abcdef"
+    )]
+    Revoke(RevokeArgs),
+
+    /// Work with the tamper-evident audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+impl Command {
+    pub fn is_serve(&self) -> bool {
+        matches!(self, Command::Serve(_))
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute the hash chain over every event; exit 1 naming the first bad row.
+    #[command(after_help = "Example:\n  gatehouse audit verify && echo intact")]
+    Verify(VerifyArgs),
+}
+
+/// Who answers approval requests while `serve` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ApproverKind {
+    /// Ask the person at this terminal.
+    Terminal,
+    /// JSON Lines for tools: requests on stdout, decisions read from stdin.
+    Jsonl,
+    /// Deny every request as soon as it arrives.
+    Deny,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on. Loopback only (127.0.0.1 or [::1]); port 0 picks a free port.
+    #[arg(
+        long,
+        env = "GATEHOUSE_LISTEN",
+        value_name = "ADDR",
+        default_value = DEFAULT_LISTEN,
+        value_parser = parse_listen,
+    )]
+    pub listen: SocketAddr,
+
+    /// Who answers approval requests.
+    #[arg(long, value_enum, default_value_t = ApproverKind::Terminal, value_name = "APPROVER")]
+    pub approver: ApproverKind,
+
+    /// Seconds a request waits for a decision before it expires (an expiry is a one-time denial).
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 120,
+        value_parser = clap::value_parser!(u64).range(1..=86_400),
+    )]
+    pub approval_timeout: u64,
+
+    /// How long a write waits for another process's database lock, in milliseconds.
+    #[arg(long, hide = true, default_value_t = 5000, value_name = "MS")]
+    pub busy_timeout_ms: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Keep running and print new events as they happen (stop with Ctrl-C).
+    #[arg(short, long)]
+    pub follow: bool,
+
+    /// Only events about this agent (its client id, as `gatehouse agents` shows it).
+    #[arg(long, value_name = "CLIENT_ID")]
+    pub agent: Option<String>,
+
+    /// Print each event as one JSON object per line.
+    #[arg(long)]
+    pub json: bool,
+
+    /// How many of the newest events to print first.
+    #[arg(short = 'n', long, default_value_t = 50, value_name = "N")]
+    pub limit: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct AgentsArgs {
+    /// Print a JSON array instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    /// The agent's client id (see `gatehouse agents`).
+    #[arg(value_name = "CLIENT_ID")]
+    pub client_id: String,
+
+    /// Print what was revoked as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Print the verification result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Parses `--listen`: an IP socket address (or `localhost:PORT`) that must be loopback, because
+/// Gatehouse hands out tokens and must never be reachable from another machine.
+pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    let addr = match s.strip_prefix("localhost:") {
+        Some(port) => port
+            .parse::<u16>()
+            .map(|p| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), p))
+            .map_err(|_| format!("{port:?} is not a port number"))?,
+        None => s
+            .parse::<SocketAddr>()
+            .map_err(|_| format!("{s:?} is not an address like 127.0.0.1:8737 or [::1]:8737"))?,
+    };
+    if !addr.ip().is_loopback() {
+        return Err(format!(
+            "refusing to listen on {addr}: Gatehouse listens on loopback only (127.0.0.1 or [::1]) \
+             so that no other machine can reach it"
+        ));
+    }
+    Ok(addr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn listen_accepts_loopback_only() {
+        assert_eq!(
+            parse_listen("127.0.0.1:0"),
+            Ok("127.0.0.1:0".parse().unwrap())
+        );
+        assert_eq!(
+            parse_listen("[::1]:8737"),
+            Ok("[::1]:8737".parse().unwrap())
+        );
+        assert_eq!(
+            parse_listen("localhost:9000"),
+            Ok("127.0.0.1:9000".parse().unwrap())
+        );
+        let err = parse_listen("0.0.0.0:8737").unwrap_err();
+        assert!(err.contains("loopback only"), "{err}");
+        assert!(parse_listen("192.168.1.2:80").is_err());
+        assert!(parse_listen("nonsense").is_err());
+    }
+
+    #[test]
+    fn serve_defaults() {
+        let cli = Cli::try_parse_from(["gatehouse", "serve"]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve")
+        };
+        assert_eq!(args.approver, ApproverKind::Terminal);
+        assert_eq!(args.approval_timeout, 120);
+        assert_eq!(args.busy_timeout_ms, 5000);
+    }
+
+    #[test]
+    fn data_dir_is_global() {
+        let cli = Cli::try_parse_from(["gatehouse", "agents", "--data-dir", "/tmp/x"]).unwrap();
+        assert_eq!(cli.data_dir, Some(PathBuf::from("/tmp/x")));
+    }
+}
