@@ -264,7 +264,17 @@ impl Broker {
             .store
             .read(|c| rows::pending(c).map_err(StoreError::from))
             .await?;
-        rows.iter().map(ApprovalView::from_row).collect()
+        // One unreadable row must not hide every other pending approval from the person.
+        Ok(rows
+            .iter()
+            .filter_map(|row| match ApprovalView::from_row(row) {
+                Ok(view) => Some(view),
+                Err(e) => {
+                    tracing::error!(error = %e, "skipping an approval that cannot be presented");
+                    None
+                }
+            })
+            .collect())
     }
 
     /// Decides an approval. The first decision wins; later ones get [`DecideError::AlreadyDecided`].
@@ -275,6 +285,7 @@ impl Broker {
         channel: &str,
     ) -> Result<ApprovalRow, DecideError> {
         let id = id.to_owned();
+        let id_for_notice = id.clone();
         let channel_owned = channel.to_owned();
         let session_id = self.session_id.clone();
         let result = self
@@ -293,7 +304,13 @@ impl Broker {
                     channel: channel.to_owned(),
                 });
             }
-            Err(DecideError::Expired) => self.store.poke_feed(),
+            Err(DecideError::Expired) => {
+                let _ = self.notices.send(ApprovalNotice::Decided {
+                    id: id_for_notice,
+                    status: ApprovalStatus::Expired,
+                    channel: "timeout".into(),
+                });
+            }
             Err(_) => {}
         }
         result
