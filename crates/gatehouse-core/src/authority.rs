@@ -894,9 +894,9 @@ impl Authority {
                 let Some(old) = old else {
                     return Ok(Err(reject(tx, "token", Some(&client_id), invalid("the refresh token is not valid"))?));
                 };
-                if old.rotated_at.is_some() || (old.revoked_at.is_none() && !tokens::mark_rotated(tx.conn(), &old_hash, now)?) {
-                    // RFC 9700 §4.14.2: a rotated refresh token came back, so it was stolen or
-                    // replayed. Kill the whole family.
+                // RFC 9700 §4.14.2: a rotated refresh token came back, so it was stolen or
+                // replayed. Kill the whole family.
+                let reused = |tx: &mut WriteTx<'_>| -> Result<OAuthError, StoreError> {
                     let revoked = grants::revoke_family(tx.conn(), old.grant_id, "refresh token reused", now)?;
                     tx.append(NewEvent::new(
                         EventKind::RefreshReuseDetected,
@@ -904,7 +904,10 @@ impl Authority {
                         Some(&client_id),
                         serde_json::json!({ "grant_id": old.grant_id, "token_id": old.id, "tokens_revoked": revoked }),
                     ))?;
-                    return Ok(Err(invalid("the refresh token was already used; every token of this grant is now revoked")));
+                    Ok(invalid("the refresh token was already used; every token of this grant is now revoked"))
+                };
+                if old.rotated_at.is_some() {
+                    return Ok(Err(reused(tx)?));
                 }
                 if old.revoked_at.is_some() {
                     return Ok(Err(reject(tx, "token", Some(&client_id), invalid("the refresh token was revoked"))?));
@@ -923,6 +926,11 @@ impl Authority {
                 if !scope::is_subset(&requested_resources, &old.audience) {
                     let err = OAuthError::new(ErrorCode::InvalidTarget, "a refresh may narrow the resources, never widen them");
                     return Ok(Err(reject(tx, "token", Some(&client_id), err)?));
+                }
+                // Rotate only a request that is granted: a refused one (wider scope or resource)
+                // leaves the refresh token usable, so the client's corrected retry is not "reuse".
+                if !tokens::mark_rotated(tx.conn(), &old_hash, now)? {
+                    return Ok(Err(reused(tx)?));
                 }
                 let audience = if requested_resources.is_empty() { old.audience.clone() } else { requested_resources };
                 // The new access token may be narrowed; the new refresh token keeps what the grant
