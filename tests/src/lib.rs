@@ -241,6 +241,29 @@ impl Server {
         (status, self.output.clone())
     }
 
+    /// Sends a signal (`"TERM"`, `"INT"`...) and waits up to `timeout` for the server to exit on
+    /// its own. `None` if it is still running then (it is terminated when dropped).
+    pub fn signal_and_wait(
+        &mut self,
+        signal: &str,
+        timeout: Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// SIGKILL, no cleanup (crash tests).
     pub fn kill9(mut self) {
         let _ = self.child.kill();
@@ -576,5 +599,130 @@ pub mod flow {
         let body: Value = res.json().await.expect("introspection answer is JSON");
         assert_eq!(status, 200, "introspection failed: {body}");
         body
+    }
+}
+
+/// Panics unless no header name is a CORS header (`Access-Control-*`): Gatehouse never sends
+/// CORS headers, so no web page can read its answers. Call it on every response a test gets.
+pub fn assert_no_cors_headers<'a>(names: impl IntoIterator<Item = &'a str>, context: &str) {
+    let cors: Vec<&str> = names
+        .into_iter()
+        .filter(|n| n.to_ascii_lowercase().starts_with("access-control-"))
+        .collect();
+    assert!(
+        cors.is_empty(),
+        "{context}: Gatehouse must never send CORS headers, but the response carries {cors:?}"
+    );
+}
+
+/// A response read off a raw socket by [`raw_http`].
+#[derive(Debug, Clone)]
+pub struct RawResponse {
+    pub status: u16,
+    /// Header names as sent (any case) with their values, in order.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl RawResponse {
+    /// The first value of a header, by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn header_names(&self) -> impl Iterator<Item = &str> {
+        self.headers.iter().map(|(k, _)| k.as_str())
+    }
+}
+
+/// Sends one HTTP/1.1 request to `127.0.0.1:port` over a plain TCP socket, with exactly the
+/// headers given (no `Host` is added, so a test can send a forged one, or none) plus
+/// `Connection: close` and, when there is a body, `Content-Length`. Reads the whole response.
+/// HTTP client libraries always derive `Host` from the URL; this does not.
+pub fn raw_http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> RawResponse {
+    use std::io::Read;
+    let mut req = format!("{method} {path} HTTP/1.1\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !body.is_empty() {
+        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    req.push_str("Connection: close\r\n\r\n");
+    req.push_str(body);
+    let mut stream =
+        std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to gatehouse");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("set read timeout");
+    stream.write_all(req.as_bytes()).expect("send raw request");
+    let mut raw = Vec::new();
+    stream
+        .read_to_end(&mut raw)
+        .expect("read the raw response to the end");
+    parse_raw_response(&raw)
+}
+
+fn parse_raw_response(raw: &[u8]) -> RawResponse {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| {
+            panic!(
+                "no end of headers in the response: {:?}",
+                String::from_utf8_lossy(raw)
+            )
+        });
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut body = raw[split + 4..].to_vec();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let chunked = headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("transfer-encoding") && v.to_ascii_lowercase().contains("chunked")
+    });
+    if chunked {
+        body = dechunk(&body);
+    }
+    RawResponse {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(eol) = data.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size_text = String::from_utf8_lossy(&data[..eol]);
+        let size_hex = size_text.split(';').next().unwrap_or("").trim();
+        let Ok(size) = usize::from_str_radix(size_hex, 16) else {
+            return out;
+        };
+        if size == 0 || data.len() < eol + 2 + size {
+            return out;
+        }
+        out.extend_from_slice(&data[eol + 2..eol + 2 + size]);
+        data = data.get(eol + 2 + size + 2..).unwrap_or_default();
     }
 }
