@@ -163,10 +163,17 @@ impl WriteTx<'_> {
         self.now
     }
     /// Appends an audit event in this transaction. If it fails, the caller must fail too, and the
-    /// whole job rolls back.
+    /// whole job rolls back. Any failure to write the event is [`StoreError::Unavailable`]: a
+    /// request whose audit record cannot be written fails closed as temporarily unavailable.
     pub fn append(&mut self, event: NewEvent) -> Result<i64, StoreError> {
-        let ev =
-            audit::append(self.conn, self.head, self.now, event).map_err(StoreError::classify)?;
+        let ev = audit::append(self.conn, self.head, self.now, event).map_err(|e| {
+            match StoreError::classify(e) {
+                StoreError::Sqlite(e) => {
+                    StoreError::Unavailable(format!("the audit log cannot be written: {e}"))
+                }
+                other => other,
+            }
+        })?;
         let id = ev.id;
         self.appended.push(ev);
         Ok(id)
