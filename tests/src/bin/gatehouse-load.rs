@@ -1,1 +1,1022 @@
-fn main() {}
+//! `gatehouse-load`: HTTP load tool for the Gatehouse authorization server.
+//!
+//! By default it starts its own `gatehouse serve --approver jsonl` on a temp data dir and a free
+//! loopback port, registers a confidential client, approves one consent with `remember: always`,
+//! and then measures, with keep-alive HTTP/1.1 connections:
+//!
+//! 1. token introspection (`POST /introspect`, Basic auth, live access tokens) for a fixed time
+//!    after a warm-up;
+//! 2. `/authorize` with remembered consent, which mints the codes for the next phase (each with
+//!    its own PKCE pair);
+//! 3. authorization-code exchange (`POST /token`), each one a write transaction with its
+//!    hash-chained audit event.
+//!
+//! It prints a table (or `--json`) with req/s, latency percentiles and the CPU time the server
+//! and the load generator used during each phase. `--issuer URL` measures introspection against a
+//! server that is already running instead.
+
+#[path = "gatehouse-load/client.rs"]
+mod client;
+#[path = "gatehouse-load/server.rs"]
+mod server;
+#[path = "gatehouse-load/stats.rs"]
+mod stats;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use clap::{Parser, ValueEnum};
+use hyper::body::Bytes;
+use hyper::header::HeaderValue;
+use hyper::{Method, StatusCode, Uri};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use client::{SetupClient, Target, connect_all, form, json, location, request, run_workers, send};
+use server::ServerProcess;
+use stats::{CpuUse, Summary, WorkerOut, fmt_int, fmt_us};
+
+const REDIRECT_URI: &str = "http://127.0.0.1:9/cb";
+const SCOPE: &str = "read";
+
+const INTROSPECT_TARGET_RPS: f64 = 20_000.0;
+const INTROSPECT_TARGET_P99_US: u32 = 2_000;
+const EXCHANGE_TARGET_RPS: f64 = 5_000.0;
+const EXCHANGE_TARGET_P99_US: u32 = 10_000;
+
+/// Measures Gatehouse's HTTP server on loopback: introspection and authorization-code exchange.
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    after_help = "Always benchmark release builds:\n  cargo build --release -p gatehouse-cli -p gatehouse-e2e --bin gatehouse --bin gatehouse-load\n  target/release/gatehouse-load"
+)]
+struct Args {
+    /// The `gatehouse` binary to start [default: `gatehouse` next to this executable].
+    #[arg(long, value_name = "PATH")]
+    gatehouse: Option<PathBuf>,
+
+    /// Measure a server that is already running (introspection only) instead of starting one.
+    #[arg(long, value_name = "URL")]
+    issuer: Option<String>,
+
+    /// With --issuer: an existing confidential client (client_secret_basic). Default: register one.
+    #[arg(long, requires = "client_secret", requires = "issuer")]
+    client_id: Option<String>,
+
+    /// With --issuer: the secret of --client-id.
+    #[arg(long, requires = "client_id")]
+    client_secret: Option<String>,
+
+    /// With --issuer: access tokens of that client to introspect (repeatable). Without any, an
+    /// unknown token is introspected and `{"active":false}` counts as success.
+    #[arg(long = "token", value_name = "TOKEN", requires = "issuer")]
+    tokens: Vec<String>,
+
+    /// With --issuer: the server's process id, to report its CPU time.
+    #[arg(long, requires = "issuer")]
+    server_pid: Option<u32>,
+
+    /// Concurrent keep-alive connections (one request in flight on each).
+    #[arg(short, long, default_value_t = 16)]
+    concurrency: usize,
+
+    /// Seconds to measure each timed phase.
+    #[arg(short, long, default_value_t = 10.0)]
+    duration: f64,
+
+    /// Seconds of unmeasured introspection load before the measurement.
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+
+    /// How many different live access tokens the introspection phase cycles through.
+    #[arg(long = "live-tokens", default_value_t = 4)]
+    live_tokens: usize,
+
+    /// Authorization codes to mint for the exchange phase, which ends when they run out or after
+    /// --duration [default: enough for --duration at 10,000 exchanges/s]. Codes live 60 s, so
+    /// minting also stops after --mint-limit seconds.
+    #[arg(long)]
+    codes: Option<usize>,
+
+    /// Longest time spent minting codes, in seconds (codes expire 60 s after minting).
+    #[arg(long, default_value_t = 30.0)]
+    mint_limit: f64,
+
+    /// Phases to run.
+    #[arg(long, value_delimiter = ',', default_value = "introspect,exchange")]
+    phases: Vec<Phase>,
+
+    /// Load generator runtime: one thread (leaves the most CPU to the server) or a thread pool.
+    #[arg(long, value_enum, default_value_t = Runtime::Current)]
+    runtime: Runtime,
+
+    /// Worker threads with `--runtime multi`.
+    #[arg(long, default_value_t = 2)]
+    load_threads: usize,
+
+    /// Extra argument for `gatehouse serve` (repeatable), e.g. `--serve-arg=--approval-timeout=60`.
+    #[arg(long = "serve-arg", value_name = "ARG", allow_hyphen_values = true)]
+    serve_args: Vec<String>,
+
+    /// Write every measured request to this CSV file (`phase,worker,start_us,latency_us`, start
+    /// relative to the phase's start), to see stalls over time.
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
+
+    /// Print one JSON document on stdout instead of the table.
+    #[arg(long)]
+    json: bool,
+
+    /// Exit with status 1 when a measured figure misses its target.
+    #[arg(long)]
+    check: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Phase {
+    Introspect,
+    Exchange,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Runtime {
+    /// Tokio current-thread runtime: the generator uses at most one core.
+    Current,
+    /// Tokio multi-thread runtime with --load-threads workers.
+    Multi,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let rt = match args.runtime {
+        Runtime::Current => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        Runtime::Multi => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(args.load_threads.max(1))
+            .enable_all()
+            .build(),
+    };
+    let rt = match rt {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("gatehouse-load: cannot start the tokio runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match rt.block_on(run(&args)) {
+        Ok(report) => {
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report.to_json()).unwrap_or_default()
+                );
+            } else {
+                report.print();
+            }
+            if args.check && !report.all_targets_met() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("gatehouse-load: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+// ---- orchestration ---------------------------------------------------------------------------
+
+struct Report {
+    issuer: String,
+    concurrency: usize,
+    runtime: String,
+    cpus: usize,
+    duration: f64,
+    notes: Vec<String>,
+    phases: Vec<Summary>,
+}
+
+/// A registered confidential client and its ready-made Basic header.
+struct Client {
+    id: String,
+    basic: HeaderValue,
+}
+
+/// CPU sampling context for the phases.
+struct Cpu {
+    pid: Option<u32>,
+    ticks_per_sec: f64,
+}
+
+async fn run(args: &Args) -> Result<Report> {
+    if args.concurrency == 0 {
+        bail!("--concurrency must be at least 1");
+    }
+    let runtime = match args.runtime {
+        Runtime::Current => "tokio current-thread".to_owned(),
+        Runtime::Multi => format!("tokio multi-thread ({} workers)", args.load_threads.max(1)),
+    };
+    let mut notes = Vec::new();
+    let mut phases = Vec::new();
+    if let Some(path) = &args.trace {
+        std::fs::write(path, "phase,worker,start_us,latency_us\n")
+            .with_context(|| format!("create {}", path.display()))?;
+    }
+
+    let mut server = None;
+    let target = match &args.issuer {
+        Some(issuer) => Target::from_issuer(issuer)?,
+        None => {
+            let bin = gatehouse_bin(args)?;
+            eprintln!("gatehouse-load: starting {} serve", bin.display());
+            let s = ServerProcess::start(&bin, &args.serve_args).await?;
+            let t = Target::from_issuer(&s.issuer)?;
+            server = Some(s);
+            t
+        }
+    };
+    let cpu = Cpu {
+        pid: server.as_ref().map(ServerProcess::pid).or(args.server_pid),
+        ticks_per_sec: server::clock_ticks(),
+    };
+    eprintln!("gatehouse-load: server at {}", target.issuer);
+
+    let mut setup = SetupClient::connect(&target).await?;
+    let client = match (&args.client_id, &args.client_secret) {
+        (Some(id), Some(secret)) => Client {
+            id: id.clone(),
+            basic: basic(id, secret)?,
+        },
+        _ => register(&mut setup).await?,
+    };
+
+    // Live access tokens to introspect.
+    let mut expect_active = true;
+    let tokens = match server.as_mut() {
+        Some(server) => {
+            let mut tokens = Vec::with_capacity(args.live_tokens.max(1));
+            let first = first_consent(&mut setup, server, &client).await?;
+            tokens.push(first);
+            while tokens.len() < args.live_tokens.max(1) {
+                let (code, verifier) = authorize_remembered(&mut setup, &client).await?;
+                tokens.push(exchange(&mut setup, &client, &code, &verifier).await?);
+            }
+            tokens
+        }
+        None if !args.tokens.is_empty() => args.tokens.clone(),
+        None => {
+            expect_active = false;
+            notes.push("no --token given: introspected an unknown token; {\"active\":false} counted as success".into());
+            vec!["gth_at_gatehouse-load-unknown-token".to_owned()]
+        }
+    };
+
+    if args.phases.contains(&Phase::Introspect) {
+        eprintln!(
+            "gatehouse-load: introspection, {} connections, {:.0} s warm-up + {:.0} s",
+            args.concurrency, args.warmup, args.duration
+        );
+        phases.push(introspect_phase(args, &target, &client, &tokens, expect_active, &cpu).await?);
+    }
+    if args.phases.contains(&Phase::Exchange) {
+        if server.is_some() {
+            let (mint, bodies, minted_at) = mint_phase(args, &target, &client, &cpu).await?;
+            phases.push(mint);
+            eprintln!(
+                "gatehouse-load: exchanging {} codes, {} connections, up to {:.0} s",
+                bodies.len(),
+                args.concurrency,
+                args.duration
+            );
+            phases.push(exchange_phase(args, &target, &client, bodies, minted_at, &cpu).await?);
+        } else {
+            notes.push("code exchange skipped: it needs consent through the jsonl approver of a server this tool starts (run without --issuer)".into());
+        }
+    }
+
+    if let Some(mut s) = server {
+        let how = s.stop()?;
+        eprintln!("gatehouse-load: server {how}");
+    }
+    Ok(Report {
+        issuer: target.issuer,
+        concurrency: args.concurrency,
+        runtime,
+        cpus: std::thread::available_parallelism().map_or(0, usize::from),
+        duration: args.duration,
+        notes,
+        phases,
+    })
+}
+
+fn gatehouse_bin(args: &Args) -> Result<PathBuf> {
+    let bin = match &args.gatehouse {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("this executable has no directory")?
+            .join(format!("gatehouse{}", std::env::consts::EXE_SUFFIX)),
+    };
+    if !bin.exists() {
+        bail!(
+            "{} does not exist: build it (cargo build --release -p gatehouse-cli) or pass --gatehouse PATH",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+// ---- setup (not measured) -------------------------------------------------------------------
+
+fn enc(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+fn basic(id: &str, secret: &str) -> Result<HeaderValue> {
+    // RFC 6749 §2.3.1: form-urlencode each part, then Base64.
+    let raw = format!("{}:{}", enc(id), enc(secret));
+    Ok(HeaderValue::from_str(&format!(
+        "Basic {}",
+        STANDARD.encode(raw)
+    ))?)
+}
+
+/// A fresh PKCE pair (verifier, S256 challenge).
+fn pkce() -> (String, String) {
+    let mut raw = [0u8; 32];
+    rand::rng().fill_bytes(&mut raw);
+    let verifier = URL_SAFE_NO_PAD.encode(raw);
+    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    (verifier, challenge)
+}
+
+fn authorize_uri(client_id: &str, challenge: &str, state: &str) -> String {
+    format!(
+        "/authorize?response_type=code&client_id={}&redirect_uri={}&state={}&code_challenge={}&code_challenge_method=S256&scope={}",
+        enc(client_id),
+        enc(REDIRECT_URI),
+        enc(state),
+        challenge,
+        enc(SCOPE)
+    )
+}
+
+/// The code from a redirect to the client, after checking `state` (and reporting `error`).
+fn code_from_redirect(loc: &str, state: &str) -> Result<String> {
+    let url = url::Url::parse(loc).with_context(|| format!("redirect {loc}"))?;
+    let (mut code, mut got_state, mut error) = (None, None, None);
+    for (k, v) in url.query_pairs() {
+        match &*k {
+            "code" => code = Some(v.into_owned()),
+            "state" => got_state = Some(v.into_owned()),
+            "error" => error = Some(v.into_owned()),
+            _ => {}
+        }
+    }
+    if let Some(e) = error {
+        bail!("the authorization failed: {loc} ({e})");
+    }
+    if got_state.as_deref() != Some(state) {
+        bail!("the redirect carries the wrong state: {loc}");
+    }
+    code.with_context(|| format!("the redirect has no code: {loc}"))
+}
+
+async fn register(setup: &mut SetupClient) -> Result<Client> {
+    let body = serde_json::json!({
+        "client_name": "gatehouse-load",
+        "redirect_uris": [REDIRECT_URI],
+        "grant_types": ["authorization_code", "refresh_token"],
+        "response_types": ["code"],
+        "token_endpoint_auth_method": "client_secret_basic",
+    });
+    let (parts, bytes) = setup
+        .call(
+            Method::POST,
+            "/register",
+            None,
+            Some(json()),
+            body.to_string(),
+        )
+        .await?;
+    if parts.status != StatusCode::CREATED {
+        bail!(
+            "POST /register answered {} {}",
+            parts.status,
+            client::snippet(&bytes)
+        );
+    }
+    let v: serde_json::Value = serde_json::from_slice(&bytes).context("registration response")?;
+    let id = v["client_id"].as_str().context("no client_id")?;
+    let secret = v["client_secret"].as_str().context("no client_secret")?;
+    Ok(Client {
+        id: id.to_owned(),
+        basic: basic(id, secret)?,
+    })
+}
+
+/// The first authorization: file a consent, approve it with remember=always through the jsonl
+/// approver, follow the waiting page, and exchange the code. Returns an access token.
+async fn first_consent(
+    setup: &mut SetupClient,
+    server: &mut ServerProcess,
+    client: &Client,
+) -> Result<String> {
+    let (verifier, challenge) = pkce();
+    let state = "setup";
+    let (parts, body) = setup
+        .call(
+            Method::GET,
+            &authorize_uri(&client.id, &challenge, state),
+            None,
+            None,
+            Bytes::new(),
+        )
+        .await?;
+    let mut loc = location(&parts, &body, "GET /authorize")?;
+    if !loc.starts_with(REDIRECT_URI) {
+        // A waiting page: approve, then poll it until it sends us on to the client.
+        let waiting = url::Url::parse(&loc).with_context(|| format!("waiting page {loc}"))?;
+        let path = waiting.path().to_owned();
+        server.approve_next_always().await?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (parts, body) = setup
+                .call(Method::GET, &path, None, None, Bytes::new())
+                .await?;
+            if parts.status == StatusCode::OK {
+                if Instant::now() > deadline {
+                    bail!("the waiting page {path} did not move on within 20 s of the approval");
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+            loc = location(&parts, &body, "the waiting page")?;
+            break;
+        }
+    }
+    let code = code_from_redirect(&loc, state)?;
+    exchange(setup, client, &code, &verifier).await
+}
+
+/// `/authorize` answered straight from the remembered consent: (code, verifier).
+async fn authorize_remembered(
+    setup: &mut SetupClient,
+    client: &Client,
+) -> Result<(String, String)> {
+    let (verifier, challenge) = pkce();
+    let (parts, body) = setup
+        .call(
+            Method::GET,
+            &authorize_uri(&client.id, &challenge, "again"),
+            None,
+            None,
+            Bytes::new(),
+        )
+        .await?;
+    let loc = location(&parts, &body, "GET /authorize (remembered consent)")?;
+    if !loc.starts_with(REDIRECT_URI) {
+        bail!("the remembered consent was not used: /authorize sent us to {loc}");
+    }
+    Ok((code_from_redirect(&loc, "again")?, verifier))
+}
+
+fn token_body(code: &str, verifier: &str) -> String {
+    format!(
+        "grant_type=authorization_code&code={}&redirect_uri={}&code_verifier={}",
+        enc(code),
+        enc(REDIRECT_URI),
+        verifier
+    )
+}
+
+async fn exchange(
+    setup: &mut SetupClient,
+    client: &Client,
+    code: &str,
+    verifier: &str,
+) -> Result<String> {
+    let (parts, body) = setup
+        .call(
+            Method::POST,
+            "/token",
+            Some(&client.basic),
+            Some(form()),
+            token_body(code, verifier),
+        )
+        .await?;
+    if parts.status != StatusCode::OK {
+        bail!(
+            "POST /token answered {} {}",
+            parts.status,
+            client::snippet(&body)
+        );
+    }
+    let v: serde_json::Value = serde_json::from_slice(&body).context("token response")?;
+    Ok(v["access_token"]
+        .as_str()
+        .context("no access_token")?
+        .to_owned())
+}
+
+// ---- CPU sampling ---------------------------------------------------------------------------
+
+type Threads = std::collections::HashMap<u32, (String, u64)>;
+
+struct CpuMark {
+    server: Option<u64>,
+    load: Option<u64>,
+    machine: Option<u64>,
+    threads: Threads,
+}
+
+impl Cpu {
+    fn mark(&self) -> CpuMark {
+        CpuMark {
+            server: self.pid.and_then(server::process_ticks),
+            load: server::self_ticks(),
+            machine: server::machine_busy_ticks(),
+            threads: self.pid.map(server::thread_ticks).unwrap_or_default(),
+        }
+    }
+
+    fn between(&self, a: &CpuMark, b: &CpuMark) -> (Option<CpuUse>, Vec<(String, f64)>) {
+        let secs = |x: Option<u64>, y: Option<u64>| match (x, y) {
+            (Some(x), Some(y)) => Some(y.saturating_sub(x) as f64 / self.ticks_per_sec),
+            _ => None,
+        };
+        let cpu = match (secs(a.server, b.server), secs(a.load, b.load)) {
+            (Some(server_secs), Some(load_secs)) => Some(CpuUse {
+                server_secs,
+                load_secs,
+                other_secs: secs(a.machine, b.machine)
+                    .map(|m| (m - server_secs - load_secs).max(0.0)),
+            }),
+            _ => None,
+        };
+        (
+            cpu,
+            server::thread_delta(&a.threads, &b.threads, self.ticks_per_sec),
+        )
+    }
+}
+
+/// Appends a phase's requests to the `--trace` file (created with its header at the start).
+fn append_trace(args: &Args, phase: &str, outs: &[WorkerOut]) -> Result<()> {
+    let Some(path) = &args.trace else {
+        return Ok(());
+    };
+    let file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .with_context(|| format!("open {}", path.display()))?;
+    let mut w = std::io::BufWriter::new(file);
+    stats::write_trace(&mut w, phase, outs)?;
+    std::io::Write::flush(&mut w)?;
+    Ok(())
+}
+
+// ---- phase 1: introspection -----------------------------------------------------------------
+
+async fn introspect_phase(
+    args: &Args,
+    target: &Target,
+    client: &Client,
+    tokens: &[String],
+    expect_active: bool,
+    cpu: &Cpu,
+) -> Result<Summary> {
+    let bodies: Arc<[Bytes]> = tokens
+        .iter()
+        .map(|t| Bytes::from(format!("token={}", enc(t))))
+        .collect();
+    let conns = connect_all(target.addr, args.concurrency).await?;
+    let warmup = Duration::from_secs_f64(args.warmup.max(0.0));
+    let duration = Duration::from_secs_f64(args.duration.max(0.1));
+    let start = Instant::now();
+    let measure_from = start + warmup;
+    let until = measure_from + duration;
+    let per_worker =
+        (duration.as_secs_f64() * 60_000.0 / args.concurrency as f64).min(4_000_000.0) as usize;
+
+    // Sample CPU exactly at the edges of the measured window.
+    let sampler = {
+        let (pid, tps) = (cpu.pid, cpu.ticks_per_sec);
+        tokio::spawn(async move {
+            let cpu = Cpu {
+                pid,
+                ticks_per_sec: tps,
+            };
+            tokio::time::sleep_until(measure_from.into()).await;
+            let a = cpu.mark();
+            tokio::time::sleep_until(until.into()).await;
+            let b = cpu.mark();
+            cpu.between(&a, &b)
+        })
+    };
+
+    let (host, auth) = (target.host.clone(), client.basic.clone());
+    let tracing = args.trace.is_some();
+    let outs = run_workers(conns, |i, mut s| {
+        let (bodies, host, auth) = (bodies.clone(), host.clone(), auth.clone());
+        async move {
+            let mut out = WorkerOut::new(per_worker, tracing.then_some(measure_from));
+            let mut n = i;
+            loop {
+                let t0 = Instant::now();
+                if t0 >= until {
+                    break;
+                }
+                let body = bodies[n % bodies.len()].clone();
+                n += 1;
+                let req = request(
+                    Method::POST,
+                    Uri::from_static("/introspect"),
+                    &host,
+                    Some(&auth),
+                    Some(form()),
+                    body,
+                );
+                let res = send(&mut s, req).await;
+                let t1 = Instant::now();
+                let measured = t0 >= measure_from;
+                if measured {
+                    out.record(t0, t1);
+                }
+                match res {
+                    Ok((parts, body)) => {
+                        let ok = parts.status == StatusCode::OK
+                            && if expect_active {
+                                client::contains(&body, b"\"active\":true")
+                            } else {
+                                client::contains(&body, b"\"active\":false")
+                            };
+                        if !ok && measured {
+                            out.fail(|| format!("{} {}", parts.status, client::snippet(&body)));
+                        }
+                    }
+                    Err(e) => {
+                        out.fail(|| format!("transport: {e}"));
+                        break;
+                    }
+                }
+            }
+            out
+        }
+    })
+    .await?;
+    append_trace(args, "introspect", &outs)?;
+    let (cpu_use, threads) = sampler.await.unwrap_or((None, Vec::new()));
+    Ok(Summary::from_workers(
+        "introspect",
+        outs,
+        duration,
+        cpu_use,
+        threads,
+    ))
+}
+
+// ---- phase 2: mint codes (authorize with remembered consent) --------------------------------
+
+async fn mint_phase(
+    args: &Args,
+    target: &Target,
+    client: &Client,
+    cpu: &Cpu,
+) -> Result<(Summary, Vec<Bytes>, Instant)> {
+    let n = args
+        .codes
+        .unwrap_or_else(|| (args.duration.max(0.1) * 10_000.0).ceil() as usize)
+        .max(1);
+    eprintln!(
+        "gatehouse-load: minting {n} authorization codes (GET /authorize, remembered consent), {} connections",
+        args.concurrency
+    );
+    let conns = connect_all(target.addr, args.concurrency).await?;
+    let next = Arc::new(AtomicUsize::new(0));
+    let minted = Arc::new(std::sync::Mutex::new(Vec::<Bytes>::with_capacity(n)));
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs_f64(args.mint_limit.max(1.0));
+    let before = cpu.mark();
+    let host = target.host.clone();
+    let client_id = client.id.clone();
+    let per_worker = n / args.concurrency + 16;
+    let tracing = args.trace.is_some();
+    let outs = run_workers(conns, |_, mut s| {
+        let (next, minted, host, client_id) = (
+            next.clone(),
+            minted.clone(),
+            host.clone(),
+            client_id.clone(),
+        );
+        async move {
+            let mut out = WorkerOut::new(per_worker, tracing.then_some(start));
+            let mut mine = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let t0 = Instant::now();
+                if i >= n || t0 >= deadline {
+                    break;
+                }
+                let (verifier, challenge) = pkce();
+                let state = format!("s{i}");
+                let Ok(uri) = Uri::try_from(authorize_uri(&client_id, &challenge, &state)) else {
+                    out.fail(|| "bad authorize URI".into());
+                    continue;
+                };
+                let req = request(Method::GET, uri, &host, None, None, Bytes::new());
+                let res = send(&mut s, req).await;
+                out.record(t0, Instant::now());
+                match res {
+                    Ok((parts, body)) => {
+                        match location(&parts, &body, "GET /authorize")
+                            .and_then(|loc| code_from_redirect(&loc, &state))
+                        {
+                            Ok(code) => mine.push(Bytes::from(token_body(&code, &verifier))),
+                            Err(e) => out.fail(|| format!("{e:#}")),
+                        }
+                    }
+                    Err(e) => {
+                        out.fail(|| format!("transport: {e}"));
+                        break;
+                    }
+                }
+            }
+            if let Ok(mut m) = minted.lock() {
+                m.extend(mine);
+            }
+            out
+        }
+    })
+    .await?;
+    append_trace(args, "authorize", &outs)?;
+    let elapsed = start.elapsed();
+    let after = cpu.mark();
+    let (cpu_use, threads) = cpu.between(&before, &after);
+    let bodies = std::mem::take(&mut *minted.lock().map_err(|_| anyhow::anyhow!("poisoned"))?);
+    if bodies.len() < n {
+        eprintln!(
+            "gatehouse-load: minted {} of {n} codes within the {:.0} s limit",
+            bodies.len(),
+            args.mint_limit
+        );
+    }
+    let summary = Summary::from_workers(
+        "authorize (remembered consent)",
+        outs,
+        elapsed,
+        cpu_use,
+        threads,
+    );
+    Ok((summary, bodies, start))
+}
+
+// ---- phase 3: code exchange -----------------------------------------------------------------
+
+async fn exchange_phase(
+    args: &Args,
+    target: &Target,
+    client: &Client,
+    bodies: Vec<Bytes>,
+    minted_at: Instant,
+    cpu: &Cpu,
+) -> Result<Summary> {
+    let total = bodies.len();
+    let bodies: Arc<[Bytes]> = bodies.into();
+    let next = Arc::new(AtomicUsize::new(0));
+    let conns = connect_all(target.addr, args.concurrency).await?;
+    let start = Instant::now();
+    // Codes live 60 s from minting; stop well before the first ones expire.
+    let until = (start + Duration::from_secs_f64(args.duration.max(0.1)))
+        .min(minted_at + Duration::from_secs(55));
+    let before = cpu.mark();
+    let (host, auth) = (target.host.clone(), client.basic.clone());
+    let per_worker = total / args.concurrency + 16;
+    let tracing = args.trace.is_some();
+    let outs = run_workers(conns, |_, mut s| {
+        let (bodies, next, host, auth) = (bodies.clone(), next.clone(), host.clone(), auth.clone());
+        async move {
+            let mut out = WorkerOut::new(per_worker, tracing.then_some(start));
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let t0 = Instant::now();
+                if i >= bodies.len() || t0 >= until {
+                    break;
+                }
+                let req = request(
+                    Method::POST,
+                    Uri::from_static("/token"),
+                    &host,
+                    Some(&auth),
+                    Some(form()),
+                    bodies[i].clone(),
+                );
+                let res = send(&mut s, req).await;
+                let t1 = Instant::now();
+                out.record(t0, t1);
+                out.finished_at = Some(t1);
+                match res {
+                    Ok((parts, body)) => {
+                        if parts.status != StatusCode::OK
+                            || !client::contains(&body, b"\"access_token\"")
+                        {
+                            out.fail(|| format!("{} {}", parts.status, client::snippet(&body)));
+                        }
+                    }
+                    Err(e) => {
+                        out.fail(|| format!("transport: {e}"));
+                        break;
+                    }
+                }
+            }
+            out
+        }
+    })
+    .await?;
+    append_trace(args, "token", &outs)?;
+    let after = cpu.mark();
+    let end = outs
+        .iter()
+        .filter_map(|o| o.finished_at)
+        .max()
+        .unwrap_or(start);
+    let (cpu_use, threads) = cpu.between(&before, &after);
+    Ok(Summary::from_workers(
+        "token (authorization_code)",
+        outs,
+        end.saturating_duration_since(start),
+        cpu_use,
+        threads,
+    ))
+}
+
+// ---- report ---------------------------------------------------------------------------------
+
+impl Report {
+    fn phase(&self, name: &str) -> Option<&Summary> {
+        self.phases.iter().find(|p| p.name == name)
+    }
+
+    /// (label, target text, met) for each measured target.
+    fn targets(&self) -> Vec<(&'static str, String, bool)> {
+        let mut v = Vec::new();
+        if let Some(p) = self.phase("introspect") {
+            v.push((
+                "introspection",
+                format!(
+                    ">= {} req/s and p99 <= {}",
+                    fmt_int(INTROSPECT_TARGET_RPS),
+                    fmt_us(INTROSPECT_TARGET_P99_US)
+                ),
+                p.errors == 0
+                    && p.rate() >= INTROSPECT_TARGET_RPS
+                    && p.p99_us <= INTROSPECT_TARGET_P99_US,
+            ));
+        }
+        if let Some(p) = self.phase("token (authorization_code)") {
+            v.push((
+                "code exchange",
+                format!(
+                    ">= {} req/s and p99 <= {}",
+                    fmt_int(EXCHANGE_TARGET_RPS),
+                    fmt_us(EXCHANGE_TARGET_P99_US)
+                ),
+                p.errors == 0
+                    && p.rate() >= EXCHANGE_TARGET_RPS
+                    && p.p99_us <= EXCHANGE_TARGET_P99_US,
+            ));
+        }
+        v
+    }
+
+    fn all_targets_met(&self) -> bool {
+        self.targets().iter().all(|(_, _, ok)| *ok)
+    }
+
+    fn print(&self) {
+        println!(
+            "gatehouse-load: {} | {} connections | load generator: {} | {} CPUs shared by server and generator",
+            self.issuer, self.concurrency, self.runtime, self.cpus
+        );
+        println!();
+        println!(
+            "{:<31} {:>9} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>11} {:>9} {:>9}",
+            "phase",
+            "requests",
+            "errors",
+            "req/s",
+            "p50",
+            "p90",
+            "p99",
+            "p99.9",
+            "max",
+            "server CPU",
+            "load CPU",
+            "other CPU"
+        );
+        for p in &self.phases {
+            let secs = p.elapsed.as_secs_f64().max(1e-9);
+            let (srv, load, other) = match p.cpu {
+                Some(c) => (
+                    format!("{:.2} cores", c.server_secs / secs),
+                    format!("{:.2} cores", c.load_secs / secs),
+                    c.other_secs
+                        .map_or("-".into(), |o| format!("{:.2} cores", o / secs)),
+                ),
+                None => ("-".into(), "-".into(), "-".into()),
+            };
+            println!(
+                "{:<31} {:>9} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>11} {:>9} {:>9}",
+                p.name,
+                fmt_int(p.requests as f64),
+                p.errors,
+                fmt_int(p.rate()),
+                fmt_us(p.p50_us),
+                fmt_us(p.p90_us),
+                fmt_us(p.p99_us),
+                fmt_us(p.p999_us),
+                fmt_us(p.max_us),
+                srv,
+                load,
+                other
+            );
+        }
+        println!();
+        for p in &self.phases {
+            let busy = p
+                .cpu
+                .and_then(|c| c.other_secs)
+                .map(|o| o / p.elapsed.as_secs_f64().max(1e-9))
+                .filter(|&cores| cores > 0.1)
+                .map(|cores| format!("; WARNING: other processes used {cores:.2} cores meanwhile, so these figures are low"))
+                .unwrap_or_default();
+            println!(
+                "{:<31} measured {:.2} s{}{busy}",
+                p.name,
+                p.elapsed.as_secs_f64(),
+                p.first_error
+                    .as_ref()
+                    .map(|e| format!("; first error: {e}"))
+                    .unwrap_or_default()
+            );
+            if !p.server_threads.is_empty() {
+                let secs = p.elapsed.as_secs_f64().max(1e-9);
+                let threads: Vec<String> = p
+                    .server_threads
+                    .iter()
+                    .take(6)
+                    .map(|(n, s)| format!("{n} {:.2}", s / secs))
+                    .collect();
+                println!("{:<31} server cores by thread: {}", "", threads.join(", "));
+            }
+        }
+        let targets = self.targets();
+        if !targets.is_empty() {
+            println!();
+            println!("targets (this machine, generator on the same cores):");
+            for (label, text, ok) in &targets {
+                let p = match *label {
+                    "introspection" => self.phase("introspect"),
+                    _ => self.phase("token (authorization_code)"),
+                };
+                let got = p
+                    .map(|p| format!("{} req/s, p99 {}", fmt_int(p.rate()), fmt_us(p.p99_us)))
+                    .unwrap_or_default();
+                println!(
+                    "  {label:<14} {text:<36} measured {got:<30} {}",
+                    if *ok { "MET" } else { "MISSED" }
+                );
+            }
+            println!(
+                "  (Ory Hydra publishes 5,109 introspections/s on 2 CPUs with an in-memory store)"
+            );
+        }
+        for n in &self.notes {
+            println!("note: {n}");
+        }
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "issuer": self.issuer,
+            "concurrency": self.concurrency,
+            "load_runtime": self.runtime,
+            "cpus": self.cpus,
+            "duration_seconds": self.duration,
+            "phases": self.phases.iter().map(Summary::to_json).collect::<Vec<_>>(),
+            "targets": self.targets().iter().map(|(label, text, ok)| serde_json::json!({
+                "name": label, "target": text, "met": ok,
+            })).collect::<Vec<_>>(),
+            "notes": self.notes,
+        })
+    }
+}
