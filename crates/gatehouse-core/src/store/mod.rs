@@ -15,6 +15,7 @@ pub mod tokens;
 use std::fs::File;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -201,6 +202,8 @@ struct Inner {
     readers: Mutex<Vec<Connection>>,
     feed: broadcast::Sender<Event>,
     wake_tailer: mpsc::SyncSender<()>,
+    /// Dropping it stops the checkpoint thread.
+    _stop_checkpointer: mpsc::Sender<()>,
 }
 
 impl Drop for Inner {
@@ -226,6 +229,10 @@ impl Store {
         let path = data_dir.join(DB_FILE);
         let mut conn = open_connection(&path, &options)?;
         migrate(&mut conn)?;
+        // Checkpoints run on their own thread (see `checkpointer_loop`), never inside a commit.
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 0;")
+            .map_err(StoreError::classify)?;
+        let reset_wanted = Arc::new(AtomicBool::new(false));
         let last_event_id: i64 =
             conn.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0))?;
 
@@ -237,7 +244,8 @@ impl Store {
             .name("gatehouse-writer".into())
             .spawn({
                 let wake = wake_tx.clone();
-                move || writer_loop(conn, job_rx, clock, wake)
+                let reset_wanted = reset_wanted.clone();
+                move || writer_loop(conn, job_rx, clock, wake, reset_wanted)
             })
             .map_err(|source| StoreError::Io {
                 path: path.clone(),
@@ -256,8 +264,19 @@ impl Store {
                 source,
             })?;
 
+        let checkpoint_conn = open_connection(&path, &options)?;
+        let (stop_checkpointer, stop_rx) = mpsc::channel::<()>();
+        std::thread::Builder::new()
+            .name("gatehouse-checkpoint".into())
+            .spawn(move || checkpointer_loop(checkpoint_conn, stop_rx, reset_wanted))
+            .map_err(|source| StoreError::Io {
+                path: path.clone(),
+                source,
+            })?;
+
         Ok(Store {
             inner: Arc::new(Inner {
+                _stop_checkpointer: stop_checkpointer,
                 path,
                 options,
                 writer: Mutex::new(Some(job_tx)),
@@ -391,7 +410,10 @@ fn open_connection(path: &Path, options: &StoreOptions) -> Result<Connection, St
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = NORMAL;
          PRAGMA foreign_keys = ON;
-         PRAGMA temp_store = MEMORY;",
+         PRAGMA temp_store = MEMORY;
+         PRAGMA cache_size = -32768;
+         PRAGMA mmap_size = 268435456;
+         PRAGMA journal_size_limit = 67108864;",
     )
     .map_err(StoreError::classify)?;
     conn.set_prepared_statement_cache_capacity(64);
@@ -424,6 +446,7 @@ fn writer_loop(
     jobs: mpsc::Receiver<Job>,
     clock: Arc<dyn Clock>,
     wake: mpsc::SyncSender<()>,
+    reset_wanted: Arc<AtomicBool>,
 ) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
@@ -435,9 +458,49 @@ fn writer_loop(
         }
         run_batch(&conn, batch, clock.now());
         let _ = wake.try_send(());
+        if reset_wanted.swap(false, Ordering::Relaxed) {
+            let _ = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE);");
+        }
     }
     // Fold the WAL back into the database on a clean shutdown.
     let _ = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE);");
+}
+
+/// Runs one fixed statement through the statement cache: the writer runs these for every job.
+fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
+fn rollback_job(conn: &Connection) -> rusqlite::Result<()> {
+    exec(conn, "ROLLBACK TO job")?;
+    exec(conn, "RELEASE job")
+}
+
+/// WAL size (in pages) past which the writer folds the rest of the WAL into the database itself,
+/// so the next write starts the WAL over instead of growing it without bound.
+const WAL_RESET_PAGES: i64 = 8192;
+
+/// Copies committed pages from the WAL into the database off the writer thread, so commits never
+/// wait for a checkpoint's fsyncs. Under constant writes a checkpoint running beside the writer
+/// never catches up completely, so when the WAL passes [`WAL_RESET_PAGES`] it asks the writer to
+/// finish the (by then small) remainder between two batches; the WAL then restarts from its start.
+fn checkpointer_loop(conn: Connection, stop: mpsc::Receiver<()>, reset_wanted: Arc<AtomicBool>) {
+    loop {
+        match stop.recv_timeout(Duration::from_millis(100)) {
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        }
+        let r = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+        });
+        match r {
+            Ok((wal_pages, _copied)) if wal_pages >= WAL_RESET_PAGES => {
+                reset_wanted.store(true, Ordering::Relaxed)
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "background checkpoint skipped"),
+        }
+    }
 }
 
 fn run_batch(conn: &Connection, batch: Vec<Job>, now: crate::clock::Millis) {
@@ -447,7 +510,7 @@ fn run_batch(conn: &Connection, batch: Vec<Job>, now: crate::clock::Millis) {
             job(Err(StoreError::Unavailable(why.to_string())));
         }
     };
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
         let err = StoreError::classify(e);
         fail_all(batch, &err);
         return;
@@ -455,7 +518,7 @@ fn run_batch(conn: &Connection, batch: Vec<Job>, now: crate::clock::Millis) {
     let mut head = match audit::chain_head(conn) {
         Ok(h) => h,
         Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK");
+            let _ = exec(conn, "ROLLBACK");
             fail_all(batch, &StoreError::classify(e));
             return;
         }
@@ -468,7 +531,7 @@ fn run_batch(conn: &Connection, batch: Vec<Job>, now: crate::clock::Millis) {
             job(Err(StoreError::Unavailable(e.to_string())));
             continue;
         }
-        if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+        if let Err(e) = exec(conn, "SAVEPOINT job") {
             let e = StoreError::classify(e);
             job(Err(StoreError::Unavailable(e.to_string())));
             broken = Some(e);
@@ -488,16 +551,16 @@ fn run_batch(conn: &Connection, batch: Vec<Job>, now: crate::clock::Millis) {
             Ok(None) => continue,
             Err(_) => {
                 tracing::error!("a write job panicked; rolling it back");
-                let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+                let _ = rollback_job(conn);
                 head = saved_head;
                 appended.truncate(saved_len);
                 continue;
             }
         };
         let step = if ok {
-            conn.execute_batch("RELEASE job")
+            exec(conn, "RELEASE job")
         } else {
-            conn.execute_batch("ROLLBACK TO job; RELEASE job")
+            rollback_job(conn)
         };
         if !ok {
             head = saved_head;
@@ -510,7 +573,7 @@ fn run_batch(conn: &Connection, batch: Vec<Job>, now: crate::clock::Millis) {
     }
     let result = match broken {
         Some(e) => Err(e),
-        None => conn.execute_batch("COMMIT").map_err(StoreError::classify),
+        None => exec(conn, "COMMIT").map_err(StoreError::classify),
     };
     match result {
         Ok(()) => {
@@ -519,7 +582,7 @@ fn run_batch(conn: &Connection, batch: Vec<Job>, now: crate::clock::Millis) {
             }
         }
         Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK");
+            let _ = exec(conn, "ROLLBACK");
             tracing::warn!(error = %e, "write transaction failed; nothing was changed");
             for done in completions {
                 done(Err(StoreError::Unavailable(e.to_string())));
