@@ -88,6 +88,17 @@ impl Params {
         Self::parse(raw)
     }
 
+    /// A form in which no parameter may repeat (RFC 6749 §3.1, RFC 7009 §2.1, RFC 7662 §2.1).
+    fn form_once(headers: &HeaderMap, body: &Bytes) -> Result<Self, ErrorResponse> {
+        let p = Self::form(headers, body)?;
+        match p.repeated(&[]) {
+            Some(name) => Err(invalid_request(&format!(
+                "the parameter {name} appears more than once"
+            ))),
+            None => Ok(p),
+        }
+    }
+
     fn one(&self, name: &str) -> Option<String> {
         self.0
             .iter()
@@ -367,12 +378,7 @@ pub(crate) async fn revoke(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ErrorResponse> {
-    let p = Params::form(&headers, &body)?;
-    if let Some(name) = p.repeated(&[]) {
-        return Err(invalid_request(&format!(
-            "the parameter {name} appears more than once"
-        )));
-    }
+    let p = Params::form_once(&headers, &body)?;
     let creds = credentials(&headers, &p)?;
     state.authority.revoke(p.one("token"), creds).await?;
     Ok(no_store(StatusCode::OK.into_response()))
@@ -383,12 +389,7 @@ pub(crate) async fn introspect(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ErrorResponse> {
-    let p = Params::form(&headers, &body)?;
-    if let Some(name) = p.repeated(&[]) {
-        return Err(invalid_request(&format!(
-            "the parameter {name} appears more than once"
-        )));
-    }
+    let p = Params::form_once(&headers, &body)?;
     let creds = credentials(&headers, &p)?;
     let answer = state.authority.introspect(p.one("token"), creds).await?;
     Ok(json_ok(
