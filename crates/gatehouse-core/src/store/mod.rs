@@ -237,6 +237,7 @@ impl Store {
             conn.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0))?;
 
         let (feed, _) = broadcast::channel(4096);
+        let cursor: FeedCursor = Arc::new(Mutex::new(last_event_id));
         let (wake_tx, wake_rx) = mpsc::sync_channel::<()>(1);
         let (job_tx, job_rx) = mpsc::channel::<Job>();
 
@@ -245,7 +246,8 @@ impl Store {
             .spawn({
                 let wake = wake_tx.clone();
                 let reset_wanted = reset_wanted.clone();
-                move || writer_loop(conn, job_rx, clock, wake, reset_wanted)
+                let (feed, cursor) = (feed.clone(), cursor.clone());
+                move || writer_loop(conn, job_rx, clock, wake, reset_wanted, feed, cursor)
             })
             .map_err(|source| StoreError::Io {
                 path: path.clone(),
@@ -257,7 +259,8 @@ impl Store {
             .name("gatehouse-feed".into())
             .spawn({
                 let feed = feed.clone();
-                move || tailer_loop(tail_conn, wake_rx, feed, last_event_id)
+                let cursor = cursor.clone();
+                move || tailer_loop(tail_conn, wake_rx, feed, cursor)
             })
             .map_err(|source| StoreError::Io {
                 path: path.clone(),
@@ -447,6 +450,8 @@ fn writer_loop(
     clock: Arc<dyn Clock>,
     wake: mpsc::SyncSender<()>,
     reset_wanted: Arc<AtomicBool>,
+    feed: broadcast::Sender<Event>,
+    cursor: FeedCursor,
 ) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
@@ -456,8 +461,8 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        run_batch(&conn, batch, clock.now());
-        let _ = wake.try_send(());
+        let committed = run_batch(&conn, batch, clock.now());
+        publish(&cursor, &feed, committed, &wake);
         if reset_wanted.swap(false, Ordering::Relaxed) {
             let _ = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE);");
         }
@@ -503,7 +508,34 @@ fn checkpointer_loop(conn: Connection, stop: mpsc::Receiver<()>, reset_wanted: A
     }
 }
 
-fn run_batch(conn: &Connection, batch: Vec<Job>, now: crate::clock::Millis) {
+/// The id of the newest event given to subscribers, shared by the writer (which publishes its own
+/// events straight after commit) and the tailer (which reads other processes' events from disk).
+/// Whoever publishes holds the lock, so every event goes out once and in id order.
+type FeedCursor = Arc<Mutex<i64>>;
+
+/// Publishes events the writer just committed, unless another process wrote events in between
+/// (a gap in the ids): then the tailer reads everything from disk, in order.
+fn publish(
+    cursor: &FeedCursor,
+    feed: &broadcast::Sender<Event>,
+    events: Vec<Event>,
+    wake: &mpsc::SyncSender<()>,
+) {
+    let Some(first) = events.first() else { return };
+    let Ok(mut last) = cursor.lock() else { return };
+    if first.id != *last + 1 {
+        drop(last);
+        let _ = wake.try_send(());
+        return;
+    }
+    for ev in events {
+        *last = ev.id;
+        let _ = feed.send(ev);
+    }
+}
+
+/// Runs a batch in one transaction; returns the events it committed.
+fn run_batch(conn: &Connection, batch: Vec<Job>, now: crate::clock::Millis) -> Vec<Event> {
     let fail_all = |batch: Vec<Job>, why: &StoreError| {
         tracing::warn!(error = %why, "write batch failed; nothing was changed");
         for job in batch {
@@ -513,14 +545,14 @@ fn run_batch(conn: &Connection, batch: Vec<Job>, now: crate::clock::Millis) {
     if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
         let err = StoreError::classify(e);
         fail_all(batch, &err);
-        return;
+        return Vec::new();
     }
     let mut head = match audit::chain_head(conn) {
         Ok(h) => h,
         Err(e) => {
             let _ = exec(conn, "ROLLBACK");
             fail_all(batch, &StoreError::classify(e));
-            return;
+            return Vec::new();
         }
     };
     let mut appended = Vec::new();
@@ -580,6 +612,7 @@ fn run_batch(conn: &Connection, batch: Vec<Job>, now: crate::clock::Millis) {
             for done in completions {
                 done(Ok(()));
             }
+            appended
         }
         Err(e) => {
             let _ = exec(conn, "ROLLBACK");
@@ -587,6 +620,7 @@ fn run_batch(conn: &Connection, batch: Vec<Job>, now: crate::clock::Millis) {
             for done in completions {
                 done(Err(StoreError::Unavailable(e.to_string())));
             }
+            Vec::new()
         }
     }
 }
@@ -595,7 +629,7 @@ fn tailer_loop(
     conn: Connection,
     wake: mpsc::Receiver<()>,
     feed: broadcast::Sender<Event>,
-    mut last_id: i64,
+    cursor: FeedCursor,
 ) {
     let mut last_version: i64 = -1;
     loop {
@@ -612,8 +646,11 @@ fn tailer_loop(
             continue;
         }
         last_version = version;
+        let Ok(mut last_id) = cursor.lock() else {
+            return;
+        };
         loop {
-            let events = match audit::events_after(&conn, last_id, 1000) {
+            let events = match audit::events_after(&conn, *last_id, 1000) {
                 Ok(e) => e,
                 Err(e) => {
                     tracing::warn!(error = %e, "feed could not read new events");
@@ -622,7 +659,7 @@ fn tailer_loop(
             };
             let n = events.len();
             for ev in events {
-                last_id = ev.id;
+                *last_id = ev.id;
                 let _ = feed.send(ev);
             }
             if n < 1000 {
