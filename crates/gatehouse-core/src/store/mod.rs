@@ -483,7 +483,7 @@ fn rollback_job(conn: &Connection) -> rusqlite::Result<()> {
 
 /// WAL size (in pages) past which the writer folds the rest of the WAL into the database itself,
 /// so the next write starts the WAL over instead of growing it without bound.
-const WAL_RESET_PAGES: i64 = 8192;
+const WAL_RESET_PAGES: i64 = 32_768;
 
 /// Copies committed pages from the WAL into the database off the writer thread, so commits never
 /// wait for a checkpoint's fsyncs. Under constant writes a checkpoint running beside the writer
@@ -495,11 +495,12 @@ fn checkpointer_loop(conn: Connection, stop: mpsc::Receiver<()>, reset_wanted: A
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
         }
-        let r = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-            Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
-        });
-        match r {
-            Ok((wal_pages, _copied)) if wal_pages >= WAL_RESET_PAGES => {
+        let checkpoint =
+            || conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1));
+        match checkpoint() {
+            Ok(wal_pages) if wal_pages >= WAL_RESET_PAGES => {
+                // Catch up with what was written meanwhile, so the writer's share is small.
+                let _ = checkpoint();
                 reset_wanted.store(true, Ordering::Relaxed)
             }
             Ok(_) => {}
