@@ -1,7 +1,7 @@
 //! OAuth flows through the core API on a real store, with an injected clock instead of sleeping:
-//! approval and code expiry, first decision wins, scopes narrowed at consent, remembered consent
-//! and its lifetime, code replay, refresh rotation with family-wide reuse detection, access-token
-//! expiry, and revoking an agent.
+//! approval and code expiry, first decision wins, an edited approval refused, scopes narrowed at
+//! consent, remembered consent and its lifetime, code replay, refresh rotation with family-wide
+//! reuse detection, access-token expiry, and revoking an agent.
 
 #![allow(clippy::unwrap_used)]
 
@@ -158,6 +158,34 @@ async fn racing_decisions_from_two_channels_have_exactly_one_winner() {
         let loser = if winners[0] { deny } else { approve };
         assert!(matches!(loser, Err(DecideError::AlreadyDecided(_))));
     }
+}
+
+#[tokio::test]
+async fn an_approval_whose_stored_request_was_edited_cannot_be_decided() {
+    let env = Env::new();
+    let a = &env.authority;
+    let c = register(a, "agent").await;
+    let p = authorize(a, &c, "read").await;
+    let id = approval_id(&p);
+    // Someone with access to the file widens what the person is about to approve.
+    let changed = env
+        .raw()
+        .execute(
+            "UPDATE approvals SET request = replace(request, '\"read\"', '\"admin\"') WHERE id = ?1",
+            [&id],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+
+    match a.broker().decide(&id, Decision::approve(), "test").await {
+        Err(DecideError::Tampered) => {}
+        other => panic!("an edited request was decided: {other:?}"),
+    }
+    assert!(matches!(
+        a.consent_progress(&id).await,
+        ConsentProgress::Pending { .. }
+    ));
+    assert_eq!(env.count("SELECT COUNT(*) FROM grants"), 0);
 }
 
 #[tokio::test]
