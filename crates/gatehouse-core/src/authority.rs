@@ -815,7 +815,9 @@ impl Authority {
                 if stored.client_id != client_id {
                     return Ok(Err(reject(tx, "token", Some(&client_id), invalid("the authorization code is not valid"))?));
                 }
-                if stored.used_at.is_some() || !grants::mark_code_used(tx.conn(), &code_hash, now)? {
+                // A code that comes back after it was redeemed was intercepted or replayed: revoke
+                // everything it issued (OAuth 2.1 §4.1.3).
+                let replayed = |tx: &mut WriteTx<'_>| -> Result<OAuthError, StoreError> {
                     let revoked = grants::revoke_family(tx.conn(), stored.grant_id, "authorization code replayed", now)?;
                     tx.append(NewEvent::new(
                         EventKind::CodeReplayed,
@@ -823,7 +825,10 @@ impl Authority {
                         Some(&client_id),
                         serde_json::json!({ "grant_id": stored.grant_id, "tokens_revoked": revoked }),
                     ))?;
-                    return Ok(Err(invalid("the authorization code was already used; every token issued from it is now revoked")));
+                    Ok(invalid("the authorization code was already used; every token issued from it is now revoked"))
+                };
+                if stored.used_at.is_some() {
+                    return Ok(Err(replayed(tx)?));
                 }
                 if now >= stored.expires_at {
                     return Ok(Err(reject(tx, "token", Some(&client_id), invalid("the authorization code has expired"))?));
@@ -844,6 +849,11 @@ impl Authority {
                 if !scope::is_subset(&requested_resources, &grant.resources) {
                     let err = OAuthError::new(ErrorCode::InvalidTarget, "resource was not part of the authorization");
                     return Ok(Err(reject(tx, "token", Some(&client_id), err)?));
+                }
+                // Redeem only a request that passed every check: a refused one (wrong verifier or
+                // redirect) leaves the code for the client's corrected retry until it expires.
+                if !grants::mark_code_used(tx.conn(), &code_hash, now)? {
+                    return Ok(Err(replayed(tx)?));
                 }
                 let audience = if requested_resources.is_empty() { grant.resources.clone() } else { requested_resources };
                 issue(tx, &grant, &client_id, &grant.scopes, &audience, &access_hash, refresh_hash.as_ref(), now + access_ttl, now + refresh_ttl, "authorization_code")?;

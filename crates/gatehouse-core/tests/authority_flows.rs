@@ -299,6 +299,42 @@ async fn a_replayed_code_revokes_what_it_issued() {
 }
 
 #[tokio::test]
+async fn a_refused_exchange_does_not_burn_the_code() {
+    let env = Env::new();
+    let a = &env.authority;
+    let c = register(a, "agent").await;
+    let p = authorize(a, &c, "read").await;
+    let id = approval_id(&p);
+    a.broker()
+        .decide(&id, Decision::approve(), "test")
+        .await
+        .unwrap();
+    let code = redirect_of(a.consent_progress(&id).await)["code"].clone();
+
+    let (wrong_verifier, _) = common::pkce_pair();
+    let err = exchange(a, &c, &code, &wrong_verifier).await.unwrap_err();
+    assert_eq!(
+        err.code,
+        ErrorCode::InvalidGrant,
+        "a wrong verifier is refused"
+    );
+
+    let t = exchange(a, &c, &code, &p.verifier)
+        .await
+        .expect("the corrected retry redeems the code: a refused attempt must not burn it");
+    assert!(is_active(a, &c, t.access_token.expose()).await);
+    let kinds = event_kinds(&env, &c.client_id).await;
+    assert!(
+        kinds.contains(&"request.rejected".to_owned()),
+        "the refused attempt is audited: {kinds:?}"
+    );
+    assert!(
+        !kinds.contains(&"code.replayed".to_owned()),
+        "the retry is not a replay: {kinds:?}"
+    );
+}
+
+#[tokio::test]
 async fn reusing_a_rotated_refresh_token_revokes_the_whole_family() {
     let env = Env::new();
     let a = &env.authority;
