@@ -1,5 +1,8 @@
 //! Harness for black-box tests: starts the real `gatehouse` binary on a temp data dir and a
 //! loopback port, reads its JSON Lines approver output, and answers approvals on its stdin.
+//!
+//! [`flow`] runs the OAuth steps for tests that need tokens; [`reply`] reads whole answers for
+//! tests that check the protocol; [`raw_http`] sends what HTTP clients will not (a forged `Host`).
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -79,24 +82,17 @@ impl Server {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Result<Server, String> {
-        let mut child = Command::new(gatehouse_bin())
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--approver",
-                "jsonl",
-                "--data-dir",
-            ])
-            .arg(data_dir)
-            .args(extra)
-            .env("GATEHOUSE_LOG", "warn")
-            .envs(env.iter().copied())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn gatehouse");
+        let mut child = gatehouse_command(
+            data_dir,
+            &["serve", "--listen", "127.0.0.1:0", "--approver", "jsonl"],
+        )
+        .args(extra)
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn gatehouse");
         let stdout = child.stdout.take().expect("stdout");
         let stderr = child.stderr.take().expect("stderr");
         let output = OutputLog::default();
@@ -145,7 +141,7 @@ impl Server {
                 })
             }
             Err(_) => {
-                let _ = child.wait_timeout_or_kill(Duration::from_secs(5));
+                let _ = wait_or_kill(&mut child, Duration::from_secs(5));
                 std::thread::sleep(Duration::from_millis(100));
                 Err(erx.try_iter().collect::<Vec<_>>().join("\n"))
             }
@@ -218,12 +214,16 @@ impl Server {
     }
 
     fn terminate(&mut self) -> std::process::ExitStatus {
+        self.send_signal("TERM");
+        wait_or_kill(&mut self.child, Duration::from_secs(10)).expect("wait")
+    }
+
+    /// Sends a signal (`"TERM"`, `"INT"`...) with `kill`.
+    fn send_signal(&self, signal: &str) {
         let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
             .status();
-        self.child
-            .wait_timeout_or_kill(Duration::from_secs(10))
-            .expect("wait")
     }
 
     /// Everything the server printed so far (a live handle: it keeps filling while it runs).
@@ -248,20 +248,8 @@ impl Server {
         signal: &str,
         timeout: Duration,
     ) -> Option<std::process::ExitStatus> {
-        let _ = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.send_signal(signal);
+        wait_for_exit(&mut self.child, timeout).ok().flatten()
     }
 
     /// SIGKILL, no cleanup (crash tests).
@@ -279,33 +267,48 @@ impl Drop for Server {
     }
 }
 
-trait WaitTimeout {
-    fn wait_timeout_or_kill(&mut self, t: Duration) -> std::io::Result<std::process::ExitStatus>;
+/// Polls `child` until it exits or `timeout` passes: `None` if it is still running then.
+pub fn wait_for_exit(
+    child: &mut Child,
+    timeout: Duration,
+) -> std::io::Result<Option<std::process::ExitStatus>> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        if Instant::now() >= deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
-impl WaitTimeout for Child {
-    fn wait_timeout_or_kill(&mut self, t: Duration) -> std::io::Result<std::process::ExitStatus> {
-        let deadline = Instant::now() + t;
-        loop {
-            if let Some(s) = self.try_wait()? {
-                return Ok(s);
-            }
-            if Instant::now() >= deadline {
-                self.kill()?;
-                return self.wait();
-            }
-            std::thread::sleep(Duration::from_millis(20));
+/// Waits up to `timeout` for `child` to exit, and kills it if it has not.
+fn wait_or_kill(child: &mut Child, timeout: Duration) -> std::io::Result<std::process::ExitStatus> {
+    match wait_for_exit(child, timeout)? {
+        Some(status) => Ok(status),
+        None => {
+            child.kill()?;
+            child.wait()
         }
     }
 }
 
-/// Runs `gatehouse ARGS... --data-dir DIR` to completion.
-pub fn run_cli(data_dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(gatehouse_bin())
+/// `gatehouse ARGS... --data-dir DIR` with `GATEHOUSE_LOG=warn`, ready to run or spawn.
+pub fn gatehouse_command(data_dir: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(gatehouse_bin());
+    command
         .args(args)
         .arg("--data-dir")
         .arg(data_dir)
-        .env("GATEHOUSE_LOG", "warn")
+        .env("GATEHOUSE_LOG", "warn");
+    command
+}
+
+/// Runs `gatehouse ARGS... --data-dir DIR` to completion.
+pub fn run_cli(data_dir: &Path, args: &[&str]) -> std::process::Output {
+    gatehouse_command(data_dir, args)
         .output()
         .expect("run gatehouse")
 }
@@ -337,6 +340,8 @@ pub fn token_id(token: &str) -> String {
 /// introspect. Each step panics with the server's answer when it does not succeed.
 pub mod flow {
     use super::Server;
+    use super::reply::Reply;
+    use reqwest::StatusCode;
     use serde_json::{Value, json};
 
     /// A registered client as the agent knows it.
@@ -357,13 +362,21 @@ pub mod flow {
             .expect("http client")
     }
 
+    /// Sends a request the harness built; panics naming it (`what`) if no answer comes back.
+    async fn answer(what: &str, req: reqwest::RequestBuilder) -> reqwest::Response {
+        req.send().await.expect(what)
+    }
+
+    /// Reads an answer whole, asserts its status, and returns its JSON body.
+    async fn read_json(what: &str, res: reqwest::Response, want: StatusCode) -> Value {
+        Reply::read(what, res).await.expect_json(want)
+    }
+
     /// Registers a client allowed the code and refresh grants: confidential
     /// (`client_secret_basic`) or public (`none`).
     pub async fn register(http: &reqwest::Client, issuer: &str, confidential: bool) -> Client {
         let res = try_register(http, issuer, confidential).await;
-        let status = res.status();
-        let body: Value = res.json().await.expect("registration answer is JSON");
-        assert_eq!(status, 201, "registration failed: {body}");
+        let body = read_json("registration", res, StatusCode::CREATED).await;
         Client {
             client_id: body["client_id"].as_str().expect("client_id").to_owned(),
             client_secret: body["client_secret"].as_str().map(str::to_owned),
@@ -385,17 +398,32 @@ pub mod flow {
         } else {
             "none"
         };
-        http.post(format!("{issuer}/register"))
-            .json(&json!({
-                "client_name": format!("e2e {method} agent"),
-                "redirect_uris": ["http://127.0.0.1:9/callback"],
-                "grant_types": ["authorization_code", "refresh_token"],
-                "token_endpoint_auth_method": method,
-                "application_type": "native",
-            }))
-            .send()
-            .await
-            .expect("POST /register")
+        let req = http.post(format!("{issuer}/register")).json(&json!({
+            "client_name": format!("e2e {method} agent"),
+            "redirect_uris": ["http://127.0.0.1:9/callback"],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "token_endpoint_auth_method": method,
+            "application_type": "native",
+        }));
+        answer("POST /register", req).await
+    }
+
+    /// The `/authorize` request for `client` with a PKCE challenge, not sent yet.
+    pub fn authorize_request(
+        http: &reqwest::Client,
+        issuer: &str,
+        client: &Client,
+        challenge: &str,
+        state: &str,
+    ) -> reqwest::RequestBuilder {
+        http.get(format!("{issuer}/authorize")).query(&[
+            ("response_type", "code"),
+            ("client_id", &client.client_id),
+            ("redirect_uri", &client.redirect_uri),
+            ("state", state),
+            ("code_challenge", challenge),
+            ("code_challenge_method", "S256"),
+        ])
     }
 
     /// GET /authorize for `client` with a PKCE challenge; returns the raw (unfollowed) answer.
@@ -406,18 +434,21 @@ pub mod flow {
         challenge: &str,
         state: &str,
     ) -> reqwest::Response {
-        http.get(format!("{issuer}/authorize"))
-            .query(&[
-                ("response_type", "code"),
-                ("client_id", &client.client_id),
-                ("redirect_uri", &client.redirect_uri),
-                ("state", state),
-                ("code_challenge", challenge),
-                ("code_challenge_method", "S256"),
-            ])
-            .send()
-            .await
-            .expect("GET /authorize")
+        let req = authorize_request(http, issuer, client, challenge, state);
+        answer("GET /authorize", req).await
+    }
+
+    /// GET /authorize for `client` with a fresh PKCE pair; returns where it redirects (asserting
+    /// a 303) and the verifier.
+    async fn authorize_redirect(
+        http: &reqwest::Client,
+        issuer: &str,
+        client: &Client,
+        state: &str,
+    ) -> (String, String) {
+        let (verifier, challenge) = super::pkce_pair();
+        let res = authorize(http, issuer, client, &challenge, state).await;
+        (location(&res), verifier)
     }
 
     /// The `Location` of a redirect, asserting the status is 303.
@@ -439,6 +470,11 @@ pub mod flow {
             .map(|(_, v)| v.into_owned())
     }
 
+    /// The `code` of a redirect to the client; without one, panics saying `why` there should be.
+    fn code_in(redirect: &str, why: &str) -> String {
+        query_param(redirect, "code").unwrap_or_else(|| panic!("{why}: {redirect}"))
+    }
+
     /// The approval id in a waiting-page URL (`.../consent/{id}`).
     pub fn approval_id(consent_url: &str) -> String {
         consent_url
@@ -457,9 +493,8 @@ pub mod flow {
         client: &Client,
         decide: impl FnOnce(&str) -> Value,
     ) -> (String, String) {
-        let (verifier, challenge) = super::pkce_pair();
-        let res = authorize(http, &server.issuer, client, &challenge, "st-consent").await;
-        let waiting = location(&res);
+        let (waiting, verifier) =
+            authorize_redirect(http, &server.issuer, client, "st-consent").await;
         assert!(
             waiting.starts_with(&format!("{}/consent/", server.issuer)),
             "/authorize should send the browser to the waiting page, not to {waiting}"
@@ -485,9 +520,10 @@ pub mod flow {
             None => json!({ "approve": id }),
         })
         .await;
-        let code = query_param(&to_client, "code").unwrap_or_else(|| {
-            panic!("the approved consent should redirect with a code: {to_client}")
-        });
+        let code = code_in(
+            &to_client,
+            "the approved consent should redirect with a code",
+        );
         (code, verifier)
     }
 
@@ -498,13 +534,28 @@ pub mod flow {
         issuer: &str,
         client: &Client,
     ) -> (String, String) {
-        let (verifier, challenge) = super::pkce_pair();
-        let res = authorize(http, issuer, client, &challenge, "st-remembered").await;
-        let to = location(&res);
-        let code = query_param(&to, "code").unwrap_or_else(|| {
-            panic!("a remembered consent should redirect straight to the client with a code: {to}")
-        });
+        let (to, verifier) = authorize_redirect(http, issuer, client, "st-remembered").await;
+        let code = code_in(
+            &to,
+            "a remembered consent should redirect straight to the client with a code",
+        );
         (code, verifier)
+    }
+
+    /// A confidential client with tokens from a remembered consent: (client, access, refresh).
+    pub async fn agent_with_tokens(
+        server: &mut Server,
+        http: &reqwest::Client,
+    ) -> (Client, String, String) {
+        let client = register(http, &server.issuer, true).await;
+        let (code, verifier) = consent_code(server, http, &client, Some("always")).await;
+        let t = tokens(exchange(http, &server.issuer, &client, &code, &verifier).await).await;
+        let at = t["access_token"].as_str().expect("access_token").to_owned();
+        let rt = t["refresh_token"]
+            .as_str()
+            .expect("refresh_token")
+            .to_owned();
+        (client, at, rt)
     }
 
     /// A POST to the token endpoint family (`/token`, `/revoke`, `/introspect`) with the client's
@@ -528,6 +579,20 @@ pub mod flow {
         req.form(&form)
     }
 
+    /// The form of an authorization-code exchange for `client`.
+    pub fn exchange_form<'a>(
+        client: &'a Client,
+        code: &'a str,
+        verifier: &'a str,
+    ) -> [(&'static str, &'a str); 4] {
+        [
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", &client.redirect_uri),
+            ("code_verifier", verifier),
+        ]
+    }
+
     /// Sends an authorization-code exchange; returns the raw answer.
     pub async fn exchange(
         http: &reqwest::Client,
@@ -536,21 +601,9 @@ pub mod flow {
         code: &str,
         verifier: &str,
     ) -> reqwest::Response {
-        client_post(
-            http,
-            issuer,
-            "/token",
-            client,
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", code),
-                ("redirect_uri", &client.redirect_uri),
-                ("code_verifier", verifier),
-            ],
-        )
-        .send()
-        .await
-        .expect("POST /token")
+        let form = exchange_form(client, code, verifier);
+        let req = client_post(http, issuer, "/token", client, &form);
+        answer("POST /token", req).await
     }
 
     /// Sends a refresh; returns the raw answer.
@@ -560,26 +613,17 @@ pub mod flow {
         client: &Client,
         refresh_token: &str,
     ) -> reqwest::Response {
-        client_post(
-            http,
-            issuer,
-            "/token",
-            client,
-            &[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", refresh_token),
-            ],
-        )
-        .send()
-        .await
-        .expect("POST /token (refresh)")
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ];
+        let req = client_post(http, issuer, "/token", client, &form);
+        answer("POST /token (refresh)", req).await
     }
 
     /// Reads a 200 token response, panicking with the answer otherwise.
     pub async fn tokens(res: reqwest::Response) -> Value {
-        let status = res.status();
-        let body: Value = res.json().await.expect("token answer is JSON");
-        assert_eq!(status, 200, "token request failed: {body}");
+        let body = read_json("token request", res, StatusCode::OK).await;
         assert!(body["access_token"].is_string(), "no access_token: {body}");
         body
     }
@@ -591,14 +635,141 @@ pub mod flow {
         client: &Client,
         token: &str,
     ) -> Value {
-        let res = client_post(http, issuer, "/introspect", client, &[("token", token)])
+        let req = client_post(http, issuer, "/introspect", client, &[("token", token)]);
+        let res = answer("POST /introspect", req).await;
+        read_json("introspection", res, StatusCode::OK).await
+    }
+}
+
+/// Whole HTTP answers for tests that check the protocol: [`send`](reply::send) reads a response
+/// into a [`Reply`](reply::Reply) and fails the test on any CORS header; every assertion of a
+/// `Reply` names the request it answers.
+pub mod reply {
+    use reqwest::StatusCode;
+    use reqwest::header::{self, HeaderMap, HeaderName};
+    use serde_json::Value;
+    use url::Url;
+
+    /// One HTTP response, read whole. `what` names the request in assertion messages.
+    #[derive(Debug)]
+    pub struct Reply {
+        pub what: String,
+        pub status: StatusCode,
+        pub headers: HeaderMap,
+        pub body: String,
+    }
+
+    /// Sends a request and reads the whole response, checking it carries no CORS header. Use
+    /// [`crate::flow::http`] for the client: it never follows redirects.
+    pub async fn send(what: &str, req: reqwest::RequestBuilder) -> Reply {
+        let res = req
             .send()
             .await
-            .expect("POST /introspect");
-        let status = res.status();
-        let body: Value = res.json().await.expect("introspection answer is JSON");
-        assert_eq!(status, 200, "introspection failed: {body}");
-        body
+            .unwrap_or_else(|e| panic!("{what}: request failed: {e}"));
+        let reply = Reply::read(what, res).await;
+        super::assert_no_cors_headers(reply.headers.keys().map(|k| k.as_str()), what);
+        reply
+    }
+
+    impl Reply {
+        /// Reads a response whole, without the CORS check of [`send`].
+        pub async fn read(what: &str, res: reqwest::Response) -> Reply {
+            let status = res.status();
+            let headers = res.headers().clone();
+            let body = res
+                .text()
+                .await
+                .unwrap_or_else(|e| panic!("{what}: body: {e}"));
+            Reply {
+                what: what.to_owned(),
+                status,
+                headers,
+                body,
+            }
+        }
+
+        pub fn expect_status(&self, want: StatusCode) {
+            assert_eq!(
+                self.status, want,
+                "{}: expected {want}, got {} with body {}",
+                self.what, self.status, self.body
+            );
+        }
+
+        pub fn json(&self) -> Value {
+            serde_json::from_str(&self.body)
+                .unwrap_or_else(|e| panic!("{}: body is not JSON ({e}): {}", self.what, self.body))
+        }
+
+        /// [`Reply::expect_status`], then the body as JSON.
+        pub fn expect_json(&self, want: StatusCode) -> Value {
+            self.expect_status(want);
+            self.json()
+        }
+
+        pub fn header(&self, name: HeaderName) -> Option<&str> {
+            self.headers.get(name).and_then(|v| v.to_str().ok())
+        }
+
+        /// The target of a 303 See Other.
+        pub fn redirect(&self) -> Url {
+            self.expect_status(StatusCode::SEE_OTHER);
+            let location = self
+                .header(header::LOCATION)
+                .unwrap_or_else(|| panic!("{}: 303 without a Location", self.what));
+            Url::parse(location).unwrap_or_else(|e| {
+                panic!("{}: Location {location:?} is not absolute: {e}", self.what)
+            })
+        }
+
+        /// An RFC 6749 JSON error with the given status and code, not cacheable.
+        pub fn assert_oauth_error(&self, status: StatusCode, error: &str) {
+            self.expect_status(status);
+            assert_eq!(
+                self.json()["error"],
+                error,
+                "{}: wrong OAuth error: {}",
+                self.what,
+                self.body
+            );
+            self.assert_header(
+                header::CACHE_CONTROL,
+                |v| v.contains("no-store"),
+                "an OAuth error must carry Cache-Control: no-store",
+            );
+        }
+
+        /// Asserts the header `name` (empty when absent) passes `ok`; `rule` says what it must be.
+        pub fn assert_header(&self, name: HeaderName, ok: impl Fn(&str) -> bool, rule: &str) {
+            let value = self.header(name).unwrap_or("");
+            assert!(ok(value), "{}: {rule}, got {value:?}", self.what);
+        }
+
+        /// An HTML page that no one may frame.
+        pub fn assert_unframeable_html(&self) {
+            self.assert_header(
+                header::CONTENT_TYPE,
+                |v| v.starts_with("text/html"),
+                "expected an HTML page",
+            );
+            self.assert_header(
+                header::CONTENT_SECURITY_POLICY,
+                |v| v.contains("frame-ancestors 'none'"),
+                "HTML pages must send a CSP with frame-ancestors 'none'",
+            );
+        }
+
+        /// A 400 error page that sends the browser nowhere.
+        pub fn assert_error_page(&self) {
+            self.expect_status(StatusCode::BAD_REQUEST);
+            assert!(
+                self.header(header::LOCATION).is_none(),
+                "{}: an untrusted client or redirect_uri must never get a redirect, got Location {:?}",
+                self.what,
+                self.header(header::LOCATION)
+            );
+            self.assert_unframeable_html();
+        }
     }
 }
 

@@ -4,12 +4,12 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use gatehouse_e2e::flow::{self, Client};
-use gatehouse_e2e::{Server, gatehouse_bin, run_cli, token_id};
+use gatehouse_e2e::flow::{self, agent_with_tokens};
+use gatehouse_e2e::{Server, gatehouse_command, run_cli, token_id};
 use serde_json::Value;
 
 // ---- helpers ---------------------------------------------------------------------------------
@@ -82,21 +82,20 @@ fn kinds(events: &[Value]) -> Vec<&str> {
         .collect()
 }
 
-/// A confidential client with tokens from a remembered consent: (client, access, refresh).
-async fn agent_with_tokens(
-    server: &mut Server,
-    http: &reqwest::Client,
-) -> (Client, String, String) {
-    let client = flow::register(http, &server.issuer, true).await;
-    let (code, verifier) = flow::consent_code(server, http, &client, Some("always")).await;
-    let t =
-        flow::tokens(flow::exchange(http, &server.issuer, &client, &code, &verifier).await).await;
-    let at = t["access_token"].as_str().expect("access_token").to_owned();
-    let rt = t["refresh_token"]
-        .as_str()
-        .expect("refresh_token")
-        .to_owned();
-    (client, at, rt)
+/// The events of one consent that ends in tokens, in the order they happen.
+const CONSENT_TO_TOKENS: [&str; 4] = [
+    "consent.requested",
+    "consent.approved",
+    "code.issued",
+    "token.issued",
+];
+
+/// Asserts `events` include every kind of [`CONSENT_TO_TOKENS`]; `whose` names them in the message.
+fn assert_consent_to_tokens(events: &[Value], whose: &str) {
+    let k = kinds(events);
+    for kind in CONSENT_TO_TOKENS {
+        assert!(k.contains(&kind), "{whose} should include {kind}: {k:?}");
+    }
 }
 
 // ---- agents ----------------------------------------------------------------------------------
@@ -308,14 +307,7 @@ async fn log_for_one_agent_shows_only_its_events_oldest_first() {
     let k = kinds(&events);
     assert_eq!(k.first(), Some(&"agent.registered"), "{k:?}");
     assert_eq!(k.last(), Some(&"token.refreshed"), "{k:?}");
-    for kind in [
-        "consent.requested",
-        "consent.approved",
-        "code.issued",
-        "token.issued",
-    ] {
-        assert!(k.contains(&kind), "A's story should include {kind}: {k:?}");
-    }
+    assert_consent_to_tokens(&events, "A's story");
 
     // The whole log has both agents; `--limit` keeps the newest N, still oldest first.
     let all = log_json(dir.path(), &[]);
@@ -333,10 +325,7 @@ struct Follower {
 
 impl Follower {
     fn start(dir: &Path) -> Self {
-        let mut child = Command::new(gatehouse_bin())
-            .args(["log", "--follow", "--json", "--data-dir"])
-            .arg(dir)
-            .env("GATEHOUSE_LOG", "warn")
+        let mut child = gatehouse_command(dir, &["log", "--follow", "--json"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -431,15 +420,7 @@ async fn log_follow_prints_events_from_the_running_server_within_two_seconds() {
         );
         last_id = id;
     }
-    let k = kinds(&all);
-    for kind in [
-        "consent.requested",
-        "consent.approved",
-        "code.issued",
-        "token.issued",
-    ] {
-        assert!(k.contains(&kind), "the follower should show {kind}: {k:?}");
-    }
+    assert_consent_to_tokens(&all, "what the follower shows");
     drop(follower);
     server.stop();
 }

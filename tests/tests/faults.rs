@@ -14,7 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gatehouse_e2e::flow::{self, Client};
+use gatehouse_e2e::reply::Reply;
 use gatehouse_e2e::{Server, pkce_pair, run_cli, token_id};
+use reqwest::StatusCode;
 use rusqlite::Connection;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -73,30 +75,21 @@ fn code_is_unused(dir: &Path, code: &str) -> bool {
         .expect("the code is stored")
 }
 
+/// After refused requests: the database must be as `before` (`rule` is the message), and the
+/// code whose exchange was refused must still be unused.
+fn assert_unchanged(dir: &Path, before: &Snapshot, refused_code: &str, rule: &str) {
+    assert_eq!(&snapshot(dir), before, "{rule}");
+    assert!(
+        code_is_unused(dir, refused_code),
+        "the code must still be unused after the refused exchange"
+    );
+}
+
 /// Asserts an answer is `503 {"error":"temporarily_unavailable"}` with `Cache-Control: no-store`.
 async fn assert_unavailable(what: &str, res: reqwest::Response) {
-    let status = res.status();
-    let cache = res
-        .headers()
-        .get("cache-control")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    let body = res.text().await.unwrap_or_default();
-    assert_eq!(
-        status, 503,
-        "{what}: expected 503 while the database cannot be written, got {status}: {body}"
-    );
-    let json: Value = serde_json::from_str(&body)
-        .unwrap_or_else(|_| panic!("{what}: the 503 body is not JSON: {body}"));
-    assert_eq!(
-        json["error"], "temporarily_unavailable",
-        "{what}: wrong OAuth error code: {body}"
-    );
-    assert!(
-        cache.contains("no-store"),
-        "{what}: a 503 must carry Cache-Control: no-store, got {cache:?}"
-    );
+    Reply::read(what, res)
+        .await
+        .assert_oauth_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable");
 }
 
 /// Token ids (`access_token_id`, `refresh_token_id`) of every issuance event in the log.
@@ -130,6 +123,37 @@ fn cli_output(out: &std::process::Output) -> String {
     )
 }
 
+/// `gatehouse audit verify` must pass on `dir`; `when` names the moment in the message.
+fn assert_audit_verifies(dir: &Path, when: &str) {
+    let out = run_cli(dir, &["audit", "verify"]);
+    assert!(
+        out.status.success(),
+        "`gatehouse audit verify` must pass {when}: {}",
+        cli_output(&out)
+    );
+}
+
+/// `gatehouse audit verify` must fail on `dir` (`when` says why in the message); returns all it
+/// printed.
+fn audit_verify_failure(dir: &Path, when: &str) -> String {
+    let out = run_cli(dir, &["audit", "verify"]);
+    let text = cli_output(&out);
+    assert!(
+        !out.status.success(),
+        "`audit verify` must fail {when}, but exited 0: {text}"
+    );
+    text
+}
+
+/// Drops the append-only trigger `trigger` and runs `sql` with event `id` as `?1`; returns how
+/// many rows it changed. `what` names the change in the message if it fails.
+fn tamper(dir: &Path, trigger: &str, sql: &str, id: i64, what: &str) -> usize {
+    let c = raw_db(dir);
+    c.execute_batch(&format!("DROP TRIGGER {trigger}"))
+        .expect("drop the append-only trigger");
+    c.execute(sql, [id]).expect(what)
+}
+
 // ---- the database is locked by another process ------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -155,14 +179,11 @@ async fn a_locked_database_answers_503_and_changes_nothing() {
     locker.execute_batch("ROLLBACK").expect("release the lock");
     drop(locker);
 
-    assert_eq!(
-        snapshot(dir.path()),
-        before,
-        "requests refused while the database was locked must not change anything"
-    );
-    assert!(
-        code_is_unused(dir.path(), &code),
-        "the code must still be unused after the refused exchange"
+    assert_unchanged(
+        dir.path(),
+        &before,
+        &code,
+        "requests refused while the database was locked must not change anything",
     );
     let tokens =
         flow::tokens(flow::exchange(&http, &server.issuer, &client, &code, &verifier).await).await;
@@ -182,14 +203,7 @@ async fn a_failing_audit_write_answers_503_and_changes_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut server = Server::start(dir.path(), &[]);
     let http = flow::http();
-    let client = flow::register(&http, &server.issuer, true).await;
-    let (code, verifier) = flow::consent_code(&mut server, &http, &client, Some("always")).await;
-    let first =
-        flow::tokens(flow::exchange(&http, &server.issuer, &client, &code, &verifier).await).await;
-    let refresh_token = first["refresh_token"]
-        .as_str()
-        .expect("refresh_token")
-        .to_owned();
+    let (client, _, refresh_token) = flow::agent_with_tokens(&mut server, &http).await;
     // A second, unused code from the remembered consent.
     let (code2, verifier2) = flow::remembered_code(&http, &server.issuer, &client).await;
     let before = snapshot(dir.path());
@@ -208,14 +222,11 @@ async fn a_failing_audit_write_answers_503_and_changes_nothing() {
     let res = flow::refresh(&http, &server.issuer, &client, &refresh_token).await;
     assert_unavailable("refresh when the audit event cannot be written", res).await;
 
-    assert_eq!(
-        snapshot(dir.path()),
-        before,
-        "nothing may change when the audit event cannot be written"
-    );
-    assert!(
-        code_is_unused(dir.path(), &code2),
-        "the code must still be unused after the refused exchange"
+    assert_unchanged(
+        dir.path(),
+        &before,
+        &code2,
+        "nothing may change when the audit event cannot be written",
     );
 
     raw_db(dir.path())
@@ -224,11 +235,9 @@ async fn a_failing_audit_write_answers_503_and_changes_nothing() {
     flow::tokens(flow::refresh(&http, &server.issuer, &client, &refresh_token).await).await;
     flow::tokens(flow::exchange(&http, &server.issuer, &client, &code2, &verifier2).await).await;
     server.stop();
-    let verify = run_cli(dir.path(), &["audit", "verify"]);
-    assert!(
-        verify.status.success(),
-        "the chain must be intact after the refused writes: {}",
-        cli_output(&verify)
+    assert_audit_verifies(
+        dir.path(),
+        "after the refused writes (the chain must be intact)",
     );
 }
 
@@ -252,95 +261,65 @@ async fn burst_worker(
     log: Arc<Mutex<BurstLog>>,
     deadline: Instant,
 ) {
-    let record = |via: &'static str, body: &Value| {
-        let mut l = log.lock().expect("log");
-        for key in ["access_token", "refresh_token"] {
-            if let Some(t) = body[key].as_str() {
-                l.received.push((via, t.to_owned()));
-            }
-        }
-    };
-    let anomaly = |msg: String| log.lock().expect("log").anomalies.push(msg);
     let mut round = 0u32;
     while Instant::now() < deadline {
         round += 1;
         let (verifier, challenge) = pkce_pair();
-        let res = http
-            .get(format!("{issuer}/authorize"))
-            .query(&[
-                ("response_type", "code"),
-                ("client_id", &client.client_id),
-                ("redirect_uri", &client.redirect_uri),
-                ("state", "burst"),
-                ("code_challenge", &challenge),
-                ("code_challenge_method", "S256"),
-            ])
-            .send()
-            .await;
-        let Ok(res) = res else { return };
+        let authorize = flow::authorize_request(&http, &issuer, &client, &challenge, "burst");
+        let Ok(res) = authorize.send().await else {
+            return;
+        };
         let code = res
             .headers()
             .get("location")
             .and_then(|l| l.to_str().ok())
             .and_then(|l| flow::query_param(l, "code"));
         let Some(code) = code else {
-            anomaly(format!(
+            log.lock().expect("log").anomalies.push(format!(
                 "/authorize answered {} without a code",
                 res.status()
             ));
             return;
         };
-        let exchange = flow::client_post(
-            &http,
-            &issuer,
-            "/token",
-            &client,
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", &client.redirect_uri),
-                ("code_verifier", &verifier),
-            ],
-        )
-        .send()
-        .await;
-        let Ok(res) = exchange else { return };
-        let status = res.status();
-        // A body cut off by the kill was never received.
-        let Ok(body) = res.json::<Value>().await else {
+        let form = flow::exchange_form(&client, &code, &verifier);
+        let exchange = flow::client_post(&http, &issuer, "/token", &client, &form);
+        let Some(body) = token_round(exchange, "code exchange", &log).await else {
             return;
         };
-        if status != 200 {
-            anomaly(format!("code exchange answered {status}: {body}"));
-            return;
-        }
-        record("exchange", &body);
         if round.is_multiple_of(2) {
-            let rt = body["refresh_token"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned();
-            let refreshed = flow::client_post(
-                &http,
-                &issuer,
-                "/token",
-                &client,
-                &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
-            )
-            .send()
-            .await;
-            let Ok(res) = refreshed else { return };
-            let status = res.status();
-            let Ok(body) = res.json::<Value>().await else {
-                return;
-            };
-            if status != 200 {
-                anomaly(format!("refresh answered {status}: {body}"));
+            let rt = body["refresh_token"].as_str().unwrap_or_default();
+            let form = [("grant_type", "refresh_token"), ("refresh_token", rt)];
+            let refresh = flow::client_post(&http, &issuer, "/token", &client, &form);
+            if token_round(refresh, "refresh", &log).await.is_none() {
                 return;
             }
-            record("refresh", &body);
         }
     }
+}
+
+/// Sends one token request of the burst (`via` says which) and logs the tokens of a 200 answer,
+/// which it returns. `None` when the worker should stop: the server went away (no answer, or a
+/// body cut off by the kill, which was never received), or it answered an error (an anomaly).
+async fn token_round(
+    req: reqwest::RequestBuilder,
+    via: &'static str,
+    log: &Mutex<BurstLog>,
+) -> Option<Value> {
+    let res = req.send().await.ok()?;
+    let status = res.status();
+    let body = res.json::<Value>().await.ok()?;
+    let mut log = log.lock().expect("log");
+    if status != 200 {
+        log.anomalies
+            .push(format!("{via} answered {status}: {body}"));
+        return None;
+    }
+    for key in ["access_token", "refresh_token"] {
+        if let Some(t) = body[key].as_str() {
+            log.received.push((via, t.to_owned()));
+        }
+    }
+    Some(body)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -407,12 +386,7 @@ async fn kill_9_mid_burst_loses_no_issued_token_and_keeps_the_log_intact() {
         .expect("integrity_check");
     assert_eq!(integrity, "ok", "PRAGMA integrity_check after kill -9");
 
-    let verify = run_cli(dir.path(), &["audit", "verify"]);
-    assert!(
-        verify.status.success(),
-        "`gatehouse audit verify` after kill -9 failed: {}",
-        cli_output(&verify)
-    );
+    assert_audit_verifies(dir.path(), "after kill -9");
 
     let recorded = issued_token_ids(dir.path());
     let missing: Vec<String> = log
@@ -470,32 +444,19 @@ async fn audit_verify_detects_an_edited_event_and_names_it() {
     let events = some_history(dir.path()).await;
     assert!(events >= 6, "expected a few events, found {events}");
 
-    let clean = run_cli(dir.path(), &["audit", "verify"]);
-    assert!(
-        clean.status.success(),
-        "an untouched log must verify: {}",
-        cli_output(&clean)
-    );
+    assert_audit_verifies(dir.path(), "on an untouched log");
 
     let tampered = events / 2;
-    let c = raw_db(dir.path());
-    c.execute_batch("DROP TRIGGER events_are_append_only_u")
-        .expect("drop the append-only trigger");
-    let changed = c
-        .execute(
-            "UPDATE events SET detail = '{\"tampered\":true}' WHERE id = ?1",
-            [tampered],
-        )
-        .expect("edit one event");
-    assert_eq!(changed, 1);
-    drop(c);
-
-    let out = run_cli(dir.path(), &["audit", "verify"]);
-    let text = cli_output(&out);
-    assert!(
-        !out.status.success(),
-        "`audit verify` must fail on a tampered log, but exited 0: {text}"
+    let changed = tamper(
+        dir.path(),
+        "events_are_append_only_u",
+        "UPDATE events SET detail = '{\"tampered\":true}' WHERE id = ?1",
+        tampered,
+        "edit one event",
     );
+    assert_eq!(changed, 1);
+
+    let text = audit_verify_failure(dir.path(), "on a tampered log");
     assert!(
         names_id(&text, tampered),
         "`audit verify` must name the edited event {tampered}: {text}"
@@ -527,19 +488,15 @@ async fn audit_verify_detects_a_deleted_event() {
     let dir = tempfile::tempdir().expect("tempdir");
     let events = some_history(dir.path()).await;
     let deleted = events / 2;
-    let c = raw_db(dir.path());
-    c.execute_batch("DROP TRIGGER events_are_append_only_d")
-        .expect("drop the append-only trigger");
-    c.execute("DELETE FROM events WHERE id = ?1", [deleted])
-        .expect("delete one event");
-    drop(c);
-
-    let out = run_cli(dir.path(), &["audit", "verify"]);
-    let text = cli_output(&out);
-    assert!(
-        !out.status.success(),
-        "`audit verify` must fail when an event was deleted: {text}"
+    tamper(
+        dir.path(),
+        "events_are_append_only_d",
+        "DELETE FROM events WHERE id = ?1",
+        deleted,
+        "delete one event",
     );
+
+    let text = audit_verify_failure(dir.path(), "when an event was deleted");
     assert!(
         names_id(&text, deleted) || names_id(&text, deleted + 1),
         "`audit verify` must point at the gap after event {}: {text}",

@@ -7,15 +7,17 @@
 //! always derive `Host` from the URL. Every response is checked for CORS headers.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use gatehouse_e2e::reply::send;
 use gatehouse_e2e::{
-    RawResponse, Server, assert_no_cors_headers, gatehouse_bin, pkce_pair, raw_http,
+    RawResponse, Server, assert_no_cors_headers, flow, gatehouse_command, pkce_pair, raw_http,
+    wait_for_exit,
 };
 use reqwest::StatusCode;
-use reqwest::header::{self, HeaderMap};
-use serde_json::{Value, json};
+use reqwest::header;
+use serde_json::json;
 use tempfile::TempDir;
 use url::Url;
 
@@ -32,72 +34,13 @@ struct Gatehouse {
     dir: TempDir,
 }
 
-#[derive(Debug)]
-struct Reply {
-    what: String,
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
-}
-
-impl Reply {
-    fn expect_status(&self, want: StatusCode) {
-        assert_eq!(
-            self.status, want,
-            "{}: expected {want}, got {} with body {}",
-            self.what, self.status, self.body
-        );
-    }
-
-    fn header(&self, name: header::HeaderName) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("{}: body is not JSON ({e}): {}", self.what, self.body))
-    }
-
-    fn location(&self) -> Url {
-        self.expect_status(StatusCode::SEE_OTHER);
-        let location = self
-            .header(header::LOCATION)
-            .unwrap_or_else(|| panic!("{}: 303 without a Location", self.what));
-        Url::parse(location).unwrap_or_else(|e| panic!("{}: bad Location: {e}", self.what))
-    }
-
-    /// An HTML page that forbids being framed.
-    fn assert_unframeable_html(&self) {
-        let ct = self.header(header::CONTENT_TYPE).unwrap_or("");
-        assert!(
-            ct.starts_with("text/html"),
-            "{}: not HTML: {ct:?}",
-            self.what
-        );
-        let csp = self.header(header::CONTENT_SECURITY_POLICY).unwrap_or("");
-        assert!(
-            csp.contains("frame-ancestors 'none'"),
-            "{}: HTML pages must send a CSP with frame-ancestors 'none', got {csp:?}",
-            self.what
-        );
-    }
-}
-
-fn no_redirects() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(20))
-        .build()
-        .expect("reqwest client")
-}
-
 impl Gatehouse {
     fn start() -> Self {
         let dir = tempfile::tempdir().expect("temp data dir");
         let server = Server::start(dir.path(), &[]);
         Self {
             server,
-            http: no_redirects(),
+            http: flow::http(),
             dir,
         }
     }
@@ -106,128 +49,156 @@ impl Gatehouse {
         self.server.port()
     }
 
-    /// Sends a request, reads the whole response and checks it carries no CORS header.
-    async fn send(&self, what: &str, req: reqwest::RequestBuilder) -> Reply {
-        let res = req
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{what}: request failed: {e}"));
-        let status = res.status();
-        let headers = res.headers().clone();
-        let body = res
-            .text()
-            .await
-            .unwrap_or_else(|e| panic!("{what}: body: {e}"));
-        assert_no_cors_headers(headers.keys().map(|k| k.as_str()), what);
-        Reply {
-            what: what.to_owned(),
-            status,
-            headers,
-            body,
-        }
+    /// GET the metadata document over a raw socket with this `Host`.
+    fn metadata_with_host(&self, host: &str) -> RawResponse {
+        raw(self.port(), "GET", METADATA, &[("Host", host)], "")
     }
 
-    /// Raw request with exactly these headers; checks the response carries no CORS header.
-    fn raw(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> RawResponse {
-        let res = raw_http(self.port(), method, path, headers, body);
-        assert_no_cors_headers(
-            res.header_names(),
-            &format!("raw {method} {path} {headers:?}"),
-        );
-        res
+    fn assert_host_refused(&self, host: &str) {
+        let res = self.metadata_with_host(host);
+        assert_eq!(res.status, 403, "Host {host} must be refused: {}", res.body);
+    }
+
+    /// GET the metadata document.
+    fn get_metadata(&self) -> reqwest::RequestBuilder {
+        self.http.get(self.server.url(METADATA))
+    }
+
+    /// POST /register for a minimal public client.
+    fn post_register(&self) -> reqwest::RequestBuilder {
+        self.http
+            .post(self.server.url("/register"))
+            .json(&json!({ "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none" }))
     }
 
     /// A request of each kind the guard must cover: a read, a registration, a token request.
     fn requests(&self) -> Vec<(&'static str, reqwest::RequestBuilder)> {
-        let url = |p: &str| self.server.url(p);
         vec![
-            ("GET metadata", self.http.get(url(METADATA))),
-            (
-                "POST /register",
-                self.http.post(url("/register")).json(
-                    &json!({ "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none" }),
-                ),
-            ),
+            ("GET metadata", self.get_metadata()),
+            ("POST /register", self.post_register()),
             (
                 "POST /token",
                 self.http
-                    .post(url("/token"))
+                    .post(self.server.url("/token"))
                     .form(&[("grant_type", "authorization_code"), ("code", "x")]),
             ),
         ]
     }
 
-    async fn register_public(&self) -> String {
-        let reply = self
-            .send(
-                "POST /register",
-                self.http.post(self.server.url("/register")).json(&json!({
-                    "client_name": "Hardening agent",
-                    "redirect_uris": [REDIRECT],
-                    "token_endpoint_auth_method": "none",
-                })),
+    /// Sends each of [`Gatehouse::requests`] with this `Origin`, expecting 403.
+    async fn assert_origin_refused(&self, origin: &str) {
+        for (what, req) in self.requests() {
+            send(
+                &format!("{what} with Origin {origin}"),
+                req.header(header::ORIGIN, origin),
             )
-            .await;
-        reply.expect_status(StatusCode::CREATED);
-        reply.json()["client_id"]
-            .as_str()
-            .expect("client_id")
-            .to_owned()
+            .await
+            .expect_status(StatusCode::FORBIDDEN);
+        }
+    }
+
+    /// Sends a metadata read and a registration, each as `dress` makes it, expecting both served.
+    /// `how` says how they were dressed in the messages.
+    async fn assert_served(
+        &self,
+        how: &str,
+        dress: impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) {
+        send(&format!("GET metadata {how}"), dress(self.get_metadata()))
+            .await
+            .expect_status(StatusCode::OK);
+        send(
+            &format!("POST /register {how}"),
+            dress(self.post_register()),
+        )
+        .await
+        .expect_status(StatusCode::CREATED);
+    }
+
+    async fn register_public(&self) -> String {
+        let req = self.http.post(self.server.url("/register")).json(&json!({
+            "client_name": "Hardening agent",
+            "redirect_uris": [REDIRECT],
+            "token_endpoint_auth_method": "none",
+        }));
+        let client = send("POST /register", req)
+            .await
+            .expect_json(StatusCode::CREATED);
+        client["client_id"].as_str().expect("client_id").to_owned()
     }
 
     /// Starts an authorization request; returns the waiting page URL and the PKCE verifier.
     async fn authorize(&self, client_id: &str) -> (Url, String) {
         let (verifier, challenge) = pkce_pair();
-        let reply = self
-            .send(
-                "GET /authorize",
-                self.http.get(self.server.url("/authorize")).query(&[
-                    ("response_type", "code"),
-                    ("client_id", client_id),
-                    ("redirect_uri", REDIRECT),
-                    ("scope", "files:read"),
-                    ("state", "s1"),
-                    ("code_challenge", &challenge),
-                    ("code_challenge_method", "S256"),
-                ]),
-            )
-            .await;
-        (reply.location(), verifier)
+        let reply = send(
+            "GET /authorize",
+            self.http.get(self.server.url("/authorize")).query(&[
+                ("response_type", "code"),
+                ("client_id", client_id),
+                ("redirect_uri", REDIRECT),
+                ("scope", "files:read"),
+                ("state", "s1"),
+                ("code_challenge", &challenge),
+                ("code_challenge_method", "S256"),
+            ]),
+        )
+        .await;
+        (reply.redirect(), verifier)
     }
 }
 
-/// Runs `gatehouse serve` with these arguments, expecting it to exit by itself within 15 s.
-fn serve_expecting_exit(data_dir: &Path, listen: &str) -> Output {
-    let mut child = Command::new(gatehouse_bin())
-        .args([
-            "serve",
-            "--approver",
-            "jsonl",
-            "--listen",
-            listen,
-            "--data-dir",
-        ])
-        .arg(data_dir)
-        .env("GATEHOUSE_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn gatehouse");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while child.try_wait().expect("try_wait").is_none() {
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("output");
-            panic!(
-                "`gatehouse serve --listen {listen}` kept running; stdout: {} stderr: {}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
+/// Raw request to `127.0.0.1:port` with exactly these headers; checks the response carries no
+/// CORS header.
+fn raw(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> RawResponse {
+    let res = raw_http(port, method, path, headers, body);
+    assert_no_cors_headers(
+        res.header_names(),
+        &format!("raw {method} {path} {headers:?}"),
+    );
+    res
+}
+
+/// GET the metadata document over a raw socket with a `Host` the server accepts, expecting 200.
+fn assert_metadata_served(port: u16) {
+    let host = format!("127.0.0.1:{port}");
+    let res = raw(port, "GET", METADATA, &[("Host", &host)], "");
+    assert_eq!(res.status, 200);
+}
+
+/// Runs `gatehouse serve --listen LISTEN` on `data_dir`, expecting it to exit by itself within
+/// 15 s with an error and before it listens (`what` names the attempt in the messages); returns
+/// what it printed on stderr.
+fn serve_refused(data_dir: &Path, listen: &str, what: &str) -> String {
+    let mut child = gatehouse_command(
+        data_dir,
+        &["serve", "--approver", "jsonl", "--listen", listen],
+    )
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("spawn gatehouse");
+    let exited = wait_for_exit(&mut child, Duration::from_secs(15)).expect("try_wait");
+    if exited.is_none() {
+        let _ = child.kill();
     }
-    child.wait_with_output().expect("output")
+    let out = child.wait_with_output().expect("output");
+    assert!(
+        exited.is_some(),
+        "`gatehouse serve --listen {listen}` kept running; stdout: {} stderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !out.status.success(),
+        "{what} must fail, exited {:?}",
+        out.status
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("listening"),
+        "{what} must not start listening"
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 // ---- Host (DNS rebinding) ------------------------------------------------------------------------
@@ -243,10 +214,10 @@ fn a_foreign_host_is_refused_with_403() {
         format!("localhost.evil.example:{port}"),
         format!("192.168.1.10:{port}"),
     ] {
-        let res = gh.raw("GET", METADATA, &[("Host", &host)], "");
-        assert_eq!(res.status, 403, "Host {host} must be refused: {}", res.body);
+        gh.assert_host_refused(&host);
         let body = "grant_type=authorization_code&code=x&client_id=y";
-        let res = gh.raw(
+        let res = raw(
+            port,
             "POST",
             "/token",
             &[
@@ -257,7 +228,7 @@ fn a_foreign_host_is_refused_with_403() {
         );
         assert_eq!(res.status, 403, "POST with Host {host} must be refused");
     }
-    let res = gh.raw("GET", METADATA, &[], "");
+    let res = raw(port, "GET", METADATA, &[], "");
     assert_eq!(res.status, 403, "a request without Host must be refused");
 }
 
@@ -273,8 +244,7 @@ fn a_host_with_the_wrong_port_is_refused_with_403() {
         "localhost".to_owned(),
         "127.0.0.1:80".to_owned(),
     ] {
-        let res = gh.raw("GET", METADATA, &[("Host", &host)], "");
-        assert_eq!(res.status, 403, "Host {host} must be refused: {}", res.body);
+        gh.assert_host_refused(&host);
     }
 }
 
@@ -289,7 +259,7 @@ fn loopback_hosts_with_the_right_port_are_served() {
         format!("LOCALHOST:{port}"),
         format!("[::1]:{port}"),
     ] {
-        let res = gh.raw("GET", METADATA, &[("Host", &host)], "");
+        let res = gh.metadata_with_host(&host);
         assert_eq!(res.status, 200, "Host {host} must be served: {}", res.body);
         assert!(res.body.contains("\"issuer\""), "{}", res.body);
     }
@@ -310,29 +280,13 @@ async fn a_foreign_origin_is_refused_with_403() {
         https_self.as_str(),
         "http://localhost",
     ] {
-        for (what, req) in gh.requests() {
-            let reply = gh
-                .send(
-                    &format!("{what} with Origin {origin}"),
-                    req.header(header::ORIGIN, origin),
-                )
-                .await;
-            reply.expect_status(StatusCode::FORBIDDEN);
-        }
+        gh.assert_origin_refused(origin).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn origin_null_is_refused_with_403() {
-    let gh = Gatehouse::start();
-    for (what, req) in gh.requests() {
-        gh.send(
-            &format!("{what} with Origin: null"),
-            req.header(header::ORIGIN, "null"),
-        )
-        .await
-        .expect_status(StatusCode::FORBIDDEN);
-    }
+    Gatehouse::start().assert_origin_refused("null").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -343,24 +297,10 @@ async fn a_same_origin_origin_is_accepted() {
         format!("http://127.0.0.1:{port}"),
         format!("http://localhost:{port}"),
     ] {
-        let url = |p: &str| gh.server.url(p);
-        gh.send(
-            &format!("GET metadata with Origin {origin}"),
-            gh.http.get(url(METADATA)).header(header::ORIGIN, &origin),
-        )
-        .await
-        .expect_status(StatusCode::OK);
-        gh.send(
-            &format!("POST /register with Origin {origin}"),
-            gh.http
-                .post(url("/register"))
-                .header(header::ORIGIN, &origin)
-                .json(
-                    &json!({ "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none" }),
-                ),
-        )
-        .await
-        .expect_status(StatusCode::CREATED);
+        gh.assert_served(&format!("with Origin {origin}"), |req| {
+            req.header(header::ORIGIN, &origin)
+        })
+        .await;
     }
 }
 
@@ -376,22 +316,7 @@ async fn node_fetch_sec_fetch_headers_without_origin_are_accepted() {
             .header(header::USER_AGENT, "node")
             .header(header::ACCEPT, "*/*")
     };
-    gh.send(
-        "GET metadata as Node fetch",
-        node(gh.http.get(gh.server.url(METADATA))),
-    )
-    .await
-    .expect_status(StatusCode::OK);
-    gh.send(
-        "POST /register as Node fetch",
-        node(
-            gh.http.post(gh.server.url("/register")).json(
-                &json!({ "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none" }),
-            ),
-        ),
-    )
-    .await
-    .expect_status(StatusCode::CREATED);
+    gh.assert_served("as Node fetch", node).await;
 }
 
 // ---- methods and CORS ------------------------------------------------------------------------
@@ -400,7 +325,7 @@ async fn node_fetch_sec_fetch_headers_without_origin_are_accepted() {
 async fn get_on_a_post_only_route_is_405() {
     let gh = Gatehouse::start();
     for path in ["/token", "/register", "/revoke", "/introspect"] {
-        gh.send(
+        send(
             &format!("GET {path}"),
             gh.http
                 .get(gh.server.url(path))
@@ -421,19 +346,18 @@ async fn a_cors_preflight_gets_no_cors_headers() {
             "https://evil.example".to_owned(),
         ] {
             // `send` fails the test on any Access-Control-* header.
-            let reply = gh
-                .send(
-                    &format!("OPTIONS {path} from {origin}"),
-                    gh.http
-                        .request(reqwest::Method::OPTIONS, gh.server.url(path))
-                        .header(header::ORIGIN, &origin)
-                        .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
-                        .header(
-                            header::ACCESS_CONTROL_REQUEST_HEADERS,
-                            "authorization, content-type",
-                        ),
-                )
-                .await;
+            let reply = send(
+                &format!("OPTIONS {path} from {origin}"),
+                gh.http
+                    .request(reqwest::Method::OPTIONS, gh.server.url(path))
+                    .header(header::ORIGIN, &origin)
+                    .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+                    .header(
+                        header::ACCESS_CONTROL_REQUEST_HEADERS,
+                        "authorization, content-type",
+                    ),
+            )
+            .await;
             assert!(
                 !reply.status.is_success(),
                 "a preflight must not succeed: {} {}",
@@ -449,22 +373,19 @@ async fn a_cors_preflight_gets_no_cors_headers() {
 #[tokio::test(flavor = "multi_thread")]
 async fn html_pages_forbid_framing() {
     let mut gh = Gatehouse::start();
-    let error_page = gh
-        .send(
-            "GET /authorize for an unknown client",
-            gh.http
-                .get(gh.server.url("/authorize"))
-                .query(&[("client_id", "agt_unknown"), ("response_type", "code")]),
-        )
-        .await;
+    let error_page = send(
+        "GET /authorize for an unknown client",
+        gh.http
+            .get(gh.server.url("/authorize"))
+            .query(&[("client_id", "agt_unknown"), ("response_type", "code")]),
+    )
+    .await;
     error_page.expect_status(StatusCode::BAD_REQUEST);
     error_page.assert_unframeable_html();
 
     let client_id = gh.register_public().await;
     let (waiting, _) = gh.authorize(&client_id).await;
-    let page = gh
-        .send("GET the waiting page", gh.http.get(waiting.as_str()))
-        .await;
+    let page = send("GET the waiting page", gh.http.get(waiting.as_str())).await;
     page.expect_status(StatusCode::OK);
     page.assert_unframeable_html();
     gh.server.expect_event("approval_requested");
@@ -476,20 +397,10 @@ async fn html_pages_forbid_framing() {
 fn serve_refuses_to_listen_beyond_loopback() {
     let dir = tempfile::tempdir().expect("temp data dir");
     for listen in ["0.0.0.0:0", "[::]:0", "192.0.2.1:0"] {
-        let out = serve_expecting_exit(dir.path(), listen);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            !out.status.success(),
-            "--listen {listen} must fail, exited {:?}",
-            out.status
-        );
+        let stderr = serve_refused(dir.path(), listen, &format!("--listen {listen}"));
         assert!(
             stderr.contains("loopback"),
             "--listen {listen}: the message must say Gatehouse listens on loopback only: {stderr}"
-        );
-        assert!(
-            !String::from_utf8_lossy(&out.stdout).contains("listening"),
-            "--listen {listen} must not start listening"
         );
     }
 }
@@ -497,30 +408,18 @@ fn serve_refuses_to_listen_beyond_loopback() {
 #[test]
 fn a_second_serve_on_the_same_data_dir_exits_naming_the_dir() {
     let gh = Gatehouse::start();
-    let out = serve_expecting_exit(gh.dir.path(), "127.0.0.1:0");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success(),
-        "a second serve on the same data dir must fail, exited {:?}",
-        out.status
+    let stderr = serve_refused(
+        gh.dir.path(),
+        "127.0.0.1:0",
+        "a second serve on the same data dir",
     );
     assert!(
         stderr.contains(&gh.dir.path().display().to_string()),
         "the message must name the data dir {}: {stderr}",
         gh.dir.path().display()
     );
-    assert!(
-        !String::from_utf8_lossy(&out.stdout).contains("listening"),
-        "the second serve must not start listening"
-    );
     // The first one is unaffected.
-    let res = gh.raw(
-        "GET",
-        METADATA,
-        &[("Host", &format!("127.0.0.1:{}", gh.port()))],
-        "",
-    );
-    assert_eq!(res.status, 200);
+    assert_metadata_served(gh.port());
 }
 
 /// Sends `signal`, expects exit 0 within 5 s, then a new serve on the same dir at once.
@@ -541,15 +440,7 @@ fn assert_stops_cleanly_on(signal: &str) {
     let again = Server::try_start(dir.path(), &[]).unwrap_or_else(|stderr| {
         panic!("a new serve must start at once after SIG{signal} released the lock: {stderr}")
     });
-    let res = raw_http(
-        again.port(),
-        "GET",
-        METADATA,
-        &[("Host", &format!("127.0.0.1:{}", again.port()))],
-        "",
-    );
-    assert_no_cors_headers(res.header_names(), "metadata after restart");
-    assert_eq!(res.status, 200);
+    assert_metadata_served(again.port());
 }
 
 #[test]
@@ -588,13 +479,12 @@ async fn approvals_pending_at_shutdown_are_announced_again_after_restart_and_can
         http: gh.http,
         dir,
     };
-    let done = gh
-        .send(
-            "GET the waiting page after restart",
-            gh.http.get(gh.server.url(waiting.path())),
-        )
-        .await
-        .location();
+    let done = send(
+        "GET the waiting page after restart",
+        gh.http.get(gh.server.url(waiting.path())),
+    )
+    .await
+    .redirect();
     assert!(
         done.as_str().starts_with(REDIRECT),
         "after the restart the approval completes to the client: {done}"
@@ -603,7 +493,7 @@ async fn approvals_pending_at_shutdown_are_announced_again_after_restart_and_can
     assert_eq!(q.get("state").map(String::as_str), Some("s1"));
     assert_eq!(q.get("iss"), Some(&gh.server.issuer));
     let code = q.get("code").expect("a code after approval");
-    gh.send(
+    send(
         "POST /token after restart",
         gh.http.post(gh.server.url("/token")).form(&[
             ("grant_type", "authorization_code"),

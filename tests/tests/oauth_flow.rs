@@ -11,7 +11,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
-use gatehouse_e2e::{Server, assert_no_cors_headers, pkce_pair};
+use gatehouse_e2e::reply::{Reply, send};
+use gatehouse_e2e::{Server, assert_no_cors_headers, flow, pkce_pair};
 use oauth2::basic::{BasicClient, BasicErrorResponseType};
 use oauth2::{
     AsyncHttpClient, AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
@@ -20,7 +21,7 @@ use oauth2::{
     TokenResponse, TokenUrl,
 };
 use reqwest::StatusCode;
-use reqwest::header::{self, HeaderMap};
+use reqwest::header;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use url::Url;
@@ -51,23 +52,6 @@ struct Client {
     auth_method: String,
 }
 
-/// One HTTP response, read whole. `what` names the request in assertion messages.
-#[derive(Debug)]
-struct Reply {
-    what: String,
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
-}
-
-fn no_redirects() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(20))
-        .build()
-        .expect("reqwest client")
-}
-
 impl Gatehouse {
     fn start() -> Self {
         Self::start_with(&[])
@@ -78,7 +62,7 @@ impl Gatehouse {
         let server = Server::start(dir.path(), extra);
         Self {
             server,
-            http: no_redirects(),
+            http: flow::http(),
             _dir: dir,
         }
     }
@@ -91,27 +75,6 @@ impl Gatehouse {
         self.server.url(path)
     }
 
-    /// Sends a request and reads the whole response, checking it carries no CORS header.
-    async fn send(&self, what: &str, req: reqwest::RequestBuilder) -> Reply {
-        let res = req
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{what}: request failed: {e}"));
-        let status = res.status();
-        let headers = res.headers().clone();
-        let body = res
-            .text()
-            .await
-            .unwrap_or_else(|e| panic!("{what}: body: {e}"));
-        assert_no_cors_headers(headers.keys().map(|k| k.as_str()), what);
-        Reply {
-            what: what.to_owned(),
-            status,
-            headers,
-            body,
-        }
-    }
-
     /// GET a path on the server, or an absolute URL.
     async fn get(&self, path_or_url: &str) -> Reply {
         let url = if path_or_url.starts_with("http") {
@@ -119,12 +82,11 @@ impl Gatehouse {
         } else {
             self.url(path_or_url)
         };
-        self.send(&format!("GET {path_or_url}"), self.http.get(url))
-            .await
+        send(&format!("GET {path_or_url}"), self.http.get(url)).await
     }
 
     async fn register(&self, metadata: Value) -> Reply {
-        self.send(
+        send(
             "POST /register",
             self.http.post(self.url("/register")).json(&metadata),
         )
@@ -133,16 +95,15 @@ impl Gatehouse {
 
     /// Registers a client for the code and refresh grants with [`REDIRECT`].
     async fn register_client(&self, auth_method: &str) -> Client {
-        let reply = self
+        let body = self
             .register(json!({
                 "client_name": "E2E agent",
                 "redirect_uris": [REDIRECT],
                 "token_endpoint_auth_method": auth_method,
                 "grant_types": ["authorization_code", "refresh_token"],
             }))
-            .await;
-        reply.expect_status(StatusCode::CREATED);
-        let body = reply.json();
+            .await
+            .expect_json(StatusCode::CREATED);
         Client {
             id: body["client_id"].as_str().expect("client_id").to_owned(),
             secret: body["client_secret"].as_str().map(str::to_owned),
@@ -165,11 +126,11 @@ impl Gatehouse {
                 _ => form.push(("client_id", &c.id)),
             }
         }
-        self.send(&format!("POST {path}"), req.form(&form)).await
+        send(&format!("POST {path}"), req.form(&form)).await
     }
 
     async fn authorize(&self, params: &[(&str, String)]) -> Reply {
-        self.send(
+        send(
             "GET /authorize",
             self.http.get(self.url("/authorize")).query(params),
         )
@@ -207,22 +168,44 @@ impl Gatehouse {
         );
         let page = self.get(waiting.as_str()).await;
         page.expect_status(StatusCode::OK);
-        page.assert_html_page();
+        page.assert_unframeable_html();
         waiting
+    }
+
+    /// Checks that `/authorize` with `params` sends the browser back to the client with `error`.
+    async fn assert_authorize_error(&self, params: &[(&str, String)], error: &str) {
+        let reply = self.authorize(params).await;
+        self.expect_redirect_error(&reply.redirect(), error);
+    }
+
+    /// Runs `/authorize` with `params`, approves the consent, and returns the code.
+    async fn code_from(&mut self, params: &[(&str, String)]) -> String {
+        let reply = self.authorize(params).await;
+        let (_, done) = self.consent(&reply, approve).await;
+        self.expect_code(&done)
+    }
+
+    /// Authorizes `client` for `scope` and `resources` and approves. Returns the code and its
+    /// PKCE verifier.
+    async fn approved_code(
+        &mut self,
+        client: &Client,
+        scope: &str,
+        resources: &[&str],
+    ) -> (String, String) {
+        let (verifier, challenge) = pkce_pair();
+        let mut params = authorize_params(client, &challenge, scope);
+        params.extend(resources.iter().map(|r| ("resource", r.to_string())));
+        (self.code_from(&params).await, verifier)
     }
 
     /// Authorizes `client` for `scope` and `resources`, approves, and exchanges the code.
     /// Returns the token response.
     async fn tokens(&mut self, client: &Client, scope: &str, resources: &[&str]) -> Value {
-        let (verifier, challenge) = pkce_pair();
-        let mut params = authorize_params(client, &challenge, scope);
-        params.extend(resources.iter().map(|r| ("resource", r.to_string())));
-        let reply = self.authorize(&params).await;
-        let (_, done) = self.consent(&reply, approve).await;
-        let code = self.expect_code(&done);
-        let res = self.exchange(client, &code, &verifier).await;
-        res.expect_status(StatusCode::OK);
-        res.json()
+        let (code, verifier) = self.approved_code(client, scope, resources).await;
+        self.exchange(client, &code, &verifier)
+            .await
+            .expect_json(StatusCode::OK)
     }
 
     async fn exchange(&self, client: &Client, code: &str, verifier: &str) -> Reply {
@@ -250,11 +233,18 @@ impl Gatehouse {
 
     /// Introspects `token` as `caller`, expecting 200.
     async fn introspect(&self, caller: &Client, token: &str) -> Value {
-        let reply = self
-            .post_form("/introspect", Some(caller), &[("token", token)])
-            .await;
-        reply.expect_status(StatusCode::OK);
-        reply.json()
+        self.post_form("/introspect", Some(caller), &[("token", token)])
+            .await
+            .expect_json(StatusCode::OK)
+    }
+
+    /// Revokes `token` as `client`, with a `token_type_hint` if given, expecting 200.
+    async fn revoke(&self, client: &Client, token: &str, hint: Option<&str>) {
+        let mut form = vec![("token", token)];
+        form.extend(hint.map(|h| ("token_type_hint", h)));
+        self.post_form("/revoke", Some(client), &form)
+            .await
+            .expect_status(StatusCode::OK);
     }
 
     async fn assert_inactive(&self, caller: &Client, token: &str, why: &str) {
@@ -274,26 +264,34 @@ impl Gatehouse {
         info
     }
 
-    /// The code from a successful authorization response, after checking `state` and `iss`.
-    fn expect_code(&self, redirect: &Url) -> String {
+    /// The query of an authorization response, after checking that it goes back to the client's
+    /// redirect_uri with `state` unchanged and `iss` the issuer (RFC 9207). `what` names the
+    /// response in the messages.
+    fn authorization_response(&self, redirect: &Url, what: &str) -> HashMap<String, String> {
         let q = query(redirect);
         assert!(
             redirect.as_str().starts_with(REDIRECT),
-            "the browser must go back to the client's redirect_uri, not {redirect}"
-        );
-        assert!(
-            !q.contains_key("error"),
-            "expected a code, got an error: {redirect}"
+            "{what} must go back to the client's redirect_uri, not {redirect}"
         );
         assert_eq!(
             q.get("state").map(String::as_str),
             Some(STATE),
-            "state must come back unchanged: {redirect}"
+            "{what} must bring state back unchanged: {redirect}"
         );
         assert_eq!(
             q.get("iss"),
             Some(&self.issuer()),
-            "RFC 9207: iss must be the issuer: {redirect}"
+            "RFC 9207: {what} must carry iss, the issuer: {redirect}"
+        );
+        q
+    }
+
+    /// The code from a successful authorization response, after checking `state` and `iss`.
+    fn expect_code(&self, redirect: &Url) -> String {
+        let q = self.authorization_response(redirect, "the code");
+        assert!(
+            !q.contains_key("error"),
+            "expected a code, got an error: {redirect}"
         );
         q.get("code")
             .unwrap_or_else(|| panic!("no code in {redirect}"))
@@ -302,106 +300,17 @@ impl Gatehouse {
 
     /// Checks an error authorization response: back to the client with `error`, `state`, `iss`.
     fn expect_redirect_error(&self, redirect: &Url, error: &str) -> HashMap<String, String> {
-        let q = query(redirect);
-        assert!(
-            redirect.as_str().starts_with(REDIRECT),
-            "the error must go back to the client's redirect_uri, not {redirect}"
-        );
+        let q = self.authorization_response(redirect, "the error");
         assert_eq!(
             q.get("error").map(String::as_str),
             Some(error),
             "wrong error in {redirect}"
-        );
-        assert_eq!(
-            q.get("state").map(String::as_str),
-            Some(STATE),
-            "state must come back with errors too: {redirect}"
-        );
-        assert_eq!(
-            q.get("iss"),
-            Some(&self.issuer()),
-            "RFC 9207: iss must come back with errors too: {redirect}"
         );
         assert!(
             !q.contains_key("code"),
             "an error response carries no code: {redirect}"
         );
         q
-    }
-}
-
-impl Reply {
-    fn expect_status(&self, want: StatusCode) {
-        assert_eq!(
-            self.status, want,
-            "{}: expected {want}, got {} with body {}",
-            self.what, self.status, self.body
-        );
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("{}: body is not JSON ({e}): {}", self.what, self.body))
-    }
-
-    fn header(&self, name: header::HeaderName) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// The target of a 303 See Other.
-    fn redirect(&self) -> Url {
-        self.expect_status(StatusCode::SEE_OTHER);
-        let location = self
-            .header(header::LOCATION)
-            .unwrap_or_else(|| panic!("{}: 303 without a Location", self.what));
-        Url::parse(location)
-            .unwrap_or_else(|e| panic!("{}: Location {location:?} is not absolute: {e}", self.what))
-    }
-
-    /// An RFC 6749 JSON error with the given status and code, not cacheable.
-    fn assert_oauth_error(&self, status: StatusCode, error: &str) {
-        self.expect_status(status);
-        assert_eq!(
-            self.json()["error"],
-            error,
-            "{}: wrong OAuth error: {}",
-            self.what,
-            self.body
-        );
-        let cache = self.header(header::CACHE_CONTROL).unwrap_or("");
-        assert!(
-            cache.contains("no-store"),
-            "{}: an OAuth error must carry Cache-Control: no-store, got {cache:?}",
-            self.what
-        );
-    }
-
-    /// An HTML page that no one may frame.
-    fn assert_html_page(&self) {
-        let ct = self.header(header::CONTENT_TYPE).unwrap_or("");
-        assert!(
-            ct.starts_with("text/html"),
-            "{}: not HTML: {ct:?}",
-            self.what
-        );
-        let csp = self.header(header::CONTENT_SECURITY_POLICY).unwrap_or("");
-        assert!(
-            csp.contains("frame-ancestors 'none'"),
-            "{}: HTML pages must forbid framing, CSP is {csp:?}",
-            self.what
-        );
-    }
-
-    /// A 400 error page that sends the browser nowhere.
-    fn assert_error_page(&self) {
-        self.expect_status(StatusCode::BAD_REQUEST);
-        assert!(
-            self.header(header::LOCATION).is_none(),
-            "{}: an untrusted client or redirect_uri must never get a redirect, got Location {:?}",
-            self.what,
-            self.header(header::LOCATION)
-        );
-        self.assert_html_page();
     }
 }
 
@@ -415,6 +324,11 @@ fn authorize_params(client: &Client, challenge: &str, scope: &str) -> Vec<(&'sta
         ("code_challenge", challenge.into()),
         ("code_challenge_method", "S256".into()),
     ]
+}
+
+/// [`authorize_params`] with a fresh PKCE challenge, for a code that is never exchanged.
+fn params_for(client: &Client, scope: &str) -> Vec<(&'static str, String)> {
+    authorize_params(client, &pkce_pair().1, scope)
 }
 
 fn without(mut params: Vec<(&'static str, String)>, name: &str) -> Vec<(&'static str, String)> {
@@ -701,7 +615,7 @@ async fn the_oauth2_crate_completes_consent_code_exchange_refresh_revocation_and
         .json();
     let agent = gh.register_client("client_secret_basic").await;
     let oauth = oauth2_client(&meta, &agent);
-    let http = CheckedHttp(no_redirects());
+    let http = CheckedHttp(flow::http());
 
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let (auth_url, csrf) = oauth
@@ -777,13 +691,7 @@ async fn the_oauth2_crate_completes_consent_code_exchange_refresh_revocation_and
         .await;
 
     // RFC 7009: revoking an access token revokes only that token.
-    gh.post_form(
-        "/revoke",
-        Some(&agent),
-        &[("token", at2.secret()), ("token_type_hint", "access_token")],
-    )
-    .await
-    .expect_status(StatusCode::OK);
+    gh.revoke(&agent, at2.secret(), Some("access_token")).await;
     gh.assert_inactive(&agent, at2.secret(), "a revoked access token")
         .await;
     gh.assert_active(
@@ -796,16 +704,7 @@ async fn the_oauth2_crate_completes_consent_code_exchange_refresh_revocation_and
         .await;
 
     // Revoking a refresh token revokes the whole grant.
-    gh.post_form(
-        "/revoke",
-        Some(&agent),
-        &[
-            ("token", rt2.secret()),
-            ("token_type_hint", "refresh_token"),
-        ],
-    )
-    .await
-    .expect_status(StatusCode::OK);
+    gh.revoke(&agent, rt2.secret(), Some("refresh_token")).await;
     gh.assert_inactive(&agent, rt2.secret(), "a revoked refresh token")
         .await;
     gh.assert_inactive(&agent, at1.secret(), "an access token of a revoked grant")
@@ -822,15 +721,13 @@ async fn the_oauth2_crate_completes_consent_code_exchange_refresh_revocation_and
 async fn every_token_endpoint_auth_method_can_exchange_a_code_with_the_oauth2_crate() {
     let mut gh = Gatehouse::start();
     let meta = gh.get("/.well-known/openid-configuration").await.json();
-    let http = CheckedHttp(no_redirects());
+    let http = CheckedHttp(flow::http());
     for method in ["none", "client_secret_post", "client_secret_basic"] {
         let agent = gh.register_client(method).await;
         let oauth = oauth2_client(&meta, &agent);
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let params = authorize_params(&agent, challenge.as_str(), "notes:read");
-        let reply = gh.authorize(&params).await;
-        let (_, done) = gh.consent(&reply, approve).await;
-        let code = gh.expect_code(&done);
+        let code = gh.code_from(&params).await;
         let tokens = oauth
             .exchange_code(AuthorizationCode::new(code))
             .set_pkce_verifier(verifier)
@@ -852,8 +749,7 @@ async fn every_token_endpoint_auth_method_can_exchange_a_code_with_the_oauth2_cr
 async fn the_approval_requested_line_carries_the_contract_fields() {
     let mut gh = Gatehouse::start();
     let agent = gh.register_client("none").await;
-    let (_, challenge) = pkce_pair();
-    let params = authorize_params(&agent, &challenge, "files:read mail:send");
+    let params = params_for(&agent, "files:read mail:send");
     let params = with(with(params, "resource", API), "prompt", "consent");
     let reply = gh.authorize(&params).await;
     let waiting = gh.waiting_page(&reply).await;
@@ -891,10 +787,7 @@ async fn the_approval_requested_line_carries_the_contract_fields() {
 async fn a_denied_consent_redirects_with_access_denied_state_and_iss() {
     let mut gh = Gatehouse::start();
     let agent = gh.register_client("none").await;
-    let (_, challenge) = pkce_pair();
-    let reply = gh
-        .authorize(&authorize_params(&agent, &challenge, "files:read"))
-        .await;
+    let reply = gh.authorize(&params_for(&agent, "files:read")).await;
     let (_, done) = gh.consent(&reply, deny).await;
     gh.expect_redirect_error(&done, "access_denied");
 }
@@ -903,10 +796,7 @@ async fn a_denied_consent_redirects_with_access_denied_state_and_iss() {
 async fn an_approval_that_expires_redirects_with_access_denied_saying_it_expired() {
     let mut gh = Gatehouse::start_with(&["--approval-timeout", "1"]);
     let agent = gh.register_client("none").await;
-    let (_, challenge) = pkce_pair();
-    let reply = gh
-        .authorize(&authorize_params(&agent, &challenge, "files:read"))
-        .await;
+    let reply = gh.authorize(&params_for(&agent, "files:read")).await;
     let waiting = gh.waiting_page(&reply).await;
     let id = approval_id(&waiting);
     gh.server
@@ -956,9 +846,10 @@ async fn scopes_unticked_at_consent_narrow_the_grant_and_show_in_the_token_respo
         )
         .await;
     let code = gh.expect_code(&done);
-    let res = gh.exchange(&agent, &code, &verifier).await;
-    res.expect_status(StatusCode::OK);
-    let tokens = res.json();
+    let tokens = gh
+        .exchange(&agent, &code, &verifier)
+        .await
+        .expect_json(StatusCode::OK);
     assert_eq!(
         scope_set(tokens["scope"].as_str().unwrap_or_else(|| panic!(
             "RFC 6749 §5.1: scope is required when it differs from the request: {tokens}"
@@ -979,13 +870,8 @@ async fn remembered_consent_skips_the_prompt_only_for_requests_it_covers() {
     let mut gh = Gatehouse::start();
     let agent = gh.register_client("none").await;
 
-    let (_, challenge) = pkce_pair();
     let reply = gh
-        .authorize(&authorize_params(
-            &agent,
-            &challenge,
-            "files:read files:write",
-        ))
+        .authorize(&params_for(&agent, "files:read files:write"))
         .await;
     let (_, done) = gh
         .consent(&reply, |r| json!({ "approve": r["id"], "remember": "1h" }))
@@ -1008,13 +894,8 @@ async fn remembered_consent_skips_the_prompt_only_for_requests_it_covers() {
         .expect_status(StatusCode::OK);
 
     // Wider than what was remembered: the person is asked again.
-    let (_, challenge) = pkce_pair();
     let reply = gh
-        .authorize(&authorize_params(
-            &agent,
-            &challenge,
-            "files:read mail:send",
-        ))
+        .authorize(&params_for(&agent, "files:read mail:send"))
         .await;
     let (requested, done) = gh.consent(&reply, deny).await;
     assert_eq!(requested["scopes"], json!(["files:read", "mail:send"]));
@@ -1025,14 +906,12 @@ async fn remembered_consent_skips_the_prompt_only_for_requests_it_covers() {
 async fn a_decision_without_remember_is_asked_again_next_time() {
     let mut gh = Gatehouse::start();
     let agent = gh.register_client("none").await;
-    let (_, challenge) = pkce_pair();
-    let params = authorize_params(&agent, &challenge, "files:read");
+    let params = params_for(&agent, "files:read");
     let reply = gh.authorize(&params).await;
     gh.consent(&reply, approve).await;
 
-    let reply = gh.authorize(&params).await;
-    let (_, done) = gh.consent(&reply, approve).await;
-    gh.expect_code(&done);
+    // The same request goes to the waiting page again (`consent` checks), and then to a code.
+    gh.code_from(&params).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1086,19 +965,18 @@ async fn tokens_are_bound_to_the_requested_resources_and_refresh_narrows_but_nev
     );
 
     let rt = str_field(&tokens, "refresh_token").to_owned();
-    let widened = gh
-        .refresh(&agent, &rt, &[("resource", "https://other.example.com/")])
-        .await;
-    widened.assert_oauth_error(StatusCode::BAD_REQUEST, "invalid_target");
-    let widened = gh
-        .refresh(&agent, &rt, &[("scope", "files:read admin")])
-        .await;
-    widened.assert_oauth_error(StatusCode::BAD_REQUEST, "invalid_scope");
+    gh.refresh(&agent, &rt, &[("resource", "https://other.example.com/")])
+        .await
+        .assert_oauth_error(StatusCode::BAD_REQUEST, "invalid_target");
+    gh.refresh(&agent, &rt, &[("scope", "files:read admin")])
+        .await
+        .assert_oauth_error(StatusCode::BAD_REQUEST, "invalid_scope");
 
     // A refused refresh leaves the refresh token usable: narrowing works afterwards.
-    let narrowed = gh.refresh(&agent, &rt, &[("resource", API)]).await;
-    narrowed.expect_status(StatusCode::OK);
-    let narrowed = narrowed.json();
+    let narrowed = gh
+        .refresh(&agent, &rt, &[("resource", API)])
+        .await
+        .expect_json(StatusCode::OK);
     let info = gh
         .assert_active(
             &agent,
@@ -1113,9 +991,10 @@ async fn tokens_are_bound_to_the_requested_resources_and_refresh_narrows_but_nev
     );
 
     let rt = str_field(&narrowed, "refresh_token").to_owned();
-    let fewer = gh.refresh(&agent, &rt, &[("scope", "files:read")]).await;
-    fewer.expect_status(StatusCode::OK);
-    let fewer = fewer.json();
+    let fewer = gh
+        .refresh(&agent, &rt, &[("scope", "files:read")])
+        .await
+        .expect_json(StatusCode::OK);
     assert_eq!(fewer["scope"], "files:read");
     let info = gh
         .assert_active(&agent, str_field(&fewer, "access_token"), "fewer scopes")
@@ -1129,16 +1008,11 @@ async fn tokens_are_bound_to_the_requested_resources_and_refresh_narrows_but_nev
 async fn authorize_without_pkce_redirects_with_invalid_request() {
     let gh = Gatehouse::start();
     let agent = gh.register_client("client_secret_basic").await;
-    let (_, challenge) = pkce_pair();
     let params = without(
-        without(
-            authorize_params(&agent, &challenge, "files:read"),
-            "code_challenge",
-        ),
+        without(params_for(&agent, "files:read"), "code_challenge"),
         "code_challenge_method",
     );
-    let reply = gh.authorize(&params).await;
-    gh.expect_redirect_error(&reply.redirect(), "invalid_request");
+    gh.assert_authorize_error(&params, "invalid_request").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1161,48 +1035,40 @@ async fn authorize_with_plain_pkce_redirects_with_invalid_request() {
         "code_challenge_method",
     );
     for params in [explicit, implicit] {
-        let reply = gh.authorize(&params).await;
-        gh.expect_redirect_error(&reply.redirect(), "invalid_request");
+        gh.assert_authorize_error(&params, "invalid_request").await;
+    }
+}
+
+/// `/authorize` with each of these redirect URIs (none registered) must answer the 400 error page
+/// and never redirect.
+async fn assert_error_page_for_redirect_uris(uris: &[&str]) {
+    let gh = Gatehouse::start();
+    let agent = gh.register_client("none").await;
+    for uri in uris {
+        let params = with(params_for(&agent, "files:read"), "redirect_uri", uri);
+        gh.authorize(&params).await.assert_error_page();
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_redirect_uri_mismatch_at_authorize_gets_a_400_page_and_no_redirect() {
-    let gh = Gatehouse::start();
-    let agent = gh.register_client("none").await;
-    let (_, challenge) = pkce_pair();
-    for uri in [
+    assert_error_page_for_redirect_uris(&[
         "http://127.0.0.1:7777/other",
         "http://127.0.0.1:7777/callback/",
         "http://127.0.0.1:7777/callback?x=1",
         "http://localhost:7777/callback",
-    ] {
-        let params = with(
-            authorize_params(&agent, &challenge, "files:read"),
-            "redirect_uri",
-            uri,
-        );
-        gh.authorize(&params).await.assert_error_page();
-    }
+    ])
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unregistered_redirect_host_gets_a_400_page_and_no_redirect() {
-    let gh = Gatehouse::start();
-    let agent = gh.register_client("none").await;
-    let (_, challenge) = pkce_pair();
-    for uri in [
+    assert_error_page_for_redirect_uris(&[
         "https://attacker.example/callback",
         "http://attacker.example:7777/callback",
         "http://127.0.0.1.attacker.example:7777/callback",
-    ] {
-        let params = with(
-            authorize_params(&agent, &challenge, "files:read"),
-            "redirect_uri",
-            uri,
-        );
-        gh.authorize(&params).await.assert_error_page();
-    }
+    ])
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1213,8 +1079,7 @@ async fn an_unknown_client_id_gets_a_400_page_and_no_redirect() {
         secret: None,
         auth_method: "none".into(),
     };
-    let (_, challenge) = pkce_pair();
-    let params = authorize_params(&unknown, &challenge, "files:read");
+    let params = params_for(&unknown, "files:read");
     gh.authorize(&params).await.assert_error_page();
     gh.authorize(&without(params, "client_id"))
         .await
@@ -1225,19 +1090,13 @@ async fn an_unknown_client_id_gets_a_400_page_and_no_redirect() {
 async fn a_bad_resource_redirects_with_invalid_target() {
     let gh = Gatehouse::start();
     let agent = gh.register_client("none").await;
-    let (_, challenge) = pkce_pair();
     for resource in [
         "/relative/api",
         "https://api.example.com/#fragment",
         "not a uri",
     ] {
-        let params = with(
-            authorize_params(&agent, &challenge, "files:read"),
-            "resource",
-            resource,
-        );
-        let reply = gh.authorize(&params).await;
-        gh.expect_redirect_error(&reply.redirect(), "invalid_target");
+        let params = with(params_for(&agent, "files:read"), "resource", resource);
+        gh.assert_authorize_error(&params, "invalid_target").await;
     }
 }
 
@@ -1245,23 +1104,19 @@ async fn a_bad_resource_redirects_with_invalid_target() {
 async fn bad_scope_syntax_is_invalid_scope_at_authorize_and_at_refresh() {
     let mut gh = Gatehouse::start();
     let agent = gh.register_client("none").await;
-    let (_, challenge) = pkce_pair();
     for scope in ["files:read \"quoted\"", "back\\slash", "caf\u{e9}"] {
-        let reply = gh
-            .authorize(&authorize_params(&agent, &challenge, scope))
+        gh.assert_authorize_error(&params_for(&agent, scope), "invalid_scope")
             .await;
-        gh.expect_redirect_error(&reply.redirect(), "invalid_scope");
     }
 
     let tokens = gh.tokens(&agent, "files:read", &[]).await;
-    let res = gh
-        .refresh(
-            &agent,
-            str_field(&tokens, "refresh_token"),
-            &[("scope", "files:read \"x\"")],
-        )
-        .await;
-    res.assert_oauth_error(StatusCode::BAD_REQUEST, "invalid_scope");
+    gh.refresh(
+        &agent,
+        str_field(&tokens, "refresh_token"),
+        &[("scope", "files:read \"x\"")],
+    )
+    .await
+    .assert_oauth_error(StatusCode::BAD_REQUEST, "invalid_scope");
 }
 
 // ---- negative tests: /token --------------------------------------------------------------------
@@ -1270,12 +1125,7 @@ async fn bad_scope_syntax_is_invalid_scope_at_authorize_and_at_refresh() {
 async fn a_wrong_code_verifier_is_invalid_grant() {
     let mut gh = Gatehouse::start();
     let agent = gh.register_client("none").await;
-    let (_, challenge) = pkce_pair();
-    let reply = gh
-        .authorize(&authorize_params(&agent, &challenge, "files:read"))
-        .await;
-    let (_, done) = gh.consent(&reply, approve).await;
-    let code = gh.expect_code(&done);
+    let (code, _) = gh.approved_code(&agent, "files:read", &[]).await;
     let (someone_elses_verifier, _) = pkce_pair();
     gh.exchange(&agent, &code, &someone_elses_verifier)
         .await
@@ -1286,15 +1136,11 @@ async fn a_wrong_code_verifier_is_invalid_grant() {
 async fn reusing_a_code_is_invalid_grant_and_revokes_the_tokens_it_issued() {
     let mut gh = Gatehouse::start();
     let agent = gh.register_client("client_secret_basic").await;
-    let (verifier, challenge) = pkce_pair();
-    let reply = gh
-        .authorize(&authorize_params(&agent, &challenge, "files:read"))
-        .await;
-    let (_, done) = gh.consent(&reply, approve).await;
-    let code = gh.expect_code(&done);
-    let first = gh.exchange(&agent, &code, &verifier).await;
-    first.expect_status(StatusCode::OK);
-    let first = first.json();
+    let (code, verifier) = gh.approved_code(&agent, "files:read", &[]).await;
+    let first = gh
+        .exchange(&agent, &code, &verifier)
+        .await
+        .expect_json(StatusCode::OK);
     let access = str_field(&first, "access_token");
     gh.assert_active(&agent, access, "before the replay").await;
 
@@ -1317,12 +1163,7 @@ async fn a_redirect_uri_mismatch_at_token_is_invalid_grant() {
     let mut gh = Gatehouse::start();
     let agent = gh.register_client("none").await;
     for sent in [Some("http://127.0.0.1:7778/callback"), None] {
-        let (verifier, challenge) = pkce_pair();
-        let reply = gh
-            .authorize(&authorize_params(&agent, &challenge, "files:read"))
-            .await;
-        let (_, done) = gh.consent(&reply, approve).await;
-        let code = gh.expect_code(&done);
+        let (code, verifier) = gh.approved_code(&agent, "files:read", &[]).await;
         let mut form = vec![
             ("grant_type", "authorization_code"),
             ("code", code.as_str()),
@@ -1343,14 +1184,14 @@ async fn reusing_a_rotated_refresh_token_revokes_the_whole_family() {
     let agent = gh.register_client("client_secret_basic").await;
     let first = gh.tokens(&agent, "files:read", &[API]).await;
     let rt1 = str_field(&first, "refresh_token");
-    let second = gh.refresh(&agent, rt1, &[]).await;
-    second.expect_status(StatusCode::OK);
-    let second = second.json();
+    let second = gh
+        .refresh(&agent, rt1, &[])
+        .await
+        .expect_json(StatusCode::OK);
     let third = gh
         .refresh(&agent, str_field(&second, "refresh_token"), &[])
-        .await;
-    third.expect_status(StatusCode::OK);
-    let third = third.json();
+        .await
+        .expect_json(StatusCode::OK);
     let (at3, rt3) = (
         str_field(&third, "access_token"),
         str_field(&third, "refresh_token"),
@@ -1427,24 +1268,19 @@ async fn introspection_needs_a_confidential_client_and_shows_only_its_own_tokens
         json!({ "active": false })
     );
 
-    gh.post_form("/introspect", None, &[("token", access)])
-        .await
-        .assert_oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
-    gh.post_form("/introspect", Some(&public), &[("token", access)])
-        .await
-        .assert_oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
+    // No client, a public one, and a wrong secret.
     let wrong_secret = Client {
         secret: Some("not-the-secret".into()),
         ..owner.clone()
     };
-    gh.post_form("/introspect", Some(&wrong_secret), &[("token", access)])
-        .await
-        .assert_oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
+    for caller in [None, Some(&public), Some(&wrong_secret)] {
+        gh.post_form("/introspect", caller, &[("token", access)])
+            .await
+            .assert_oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
+    }
 
     // RFC 7009 §2.2: revoking someone else's token answers 200 and changes nothing.
-    gh.post_form("/revoke", Some(&other), &[("token", access)])
-        .await
-        .expect_status(StatusCode::OK);
+    gh.revoke(&other, access, None).await;
     gh.assert_active(&owner, access, "a token another client tried to revoke")
         .await;
 }
@@ -1456,32 +1292,21 @@ async fn revoking_a_refresh_token_revokes_every_token_of_its_grant() {
     let first = gh.tokens(&agent, "files:read", &[]).await;
     let second = gh
         .refresh(&agent, str_field(&first, "refresh_token"), &[])
-        .await;
-    second.expect_status(StatusCode::OK);
-    let second = second.json();
-    gh.post_form(
-        "/revoke",
-        Some(&agent),
-        &[
-            ("token", str_field(&second, "refresh_token")),
-            ("token_type_hint", "refresh_token"),
-        ],
-    )
-    .await
-    .expect_status(StatusCode::OK);
+        .await
+        .expect_json(StatusCode::OK);
+    let rt = str_field(&second, "refresh_token");
+    gh.revoke(&agent, rt, Some("refresh_token")).await;
     for token in [
         str_field(&first, "access_token"),
         str_field(&second, "access_token"),
-        str_field(&second, "refresh_token"),
+        rt,
     ] {
         gh.assert_inactive(&agent, token, "after revoking the refresh token")
             .await;
     }
     // Revoking twice, or an unknown token, still answers 200 (RFC 7009 §2.2).
-    for token in [str_field(&second, "refresh_token"), "gth_rt_unknown"] {
-        gh.post_form("/revoke", Some(&agent), &[("token", token)])
-            .await
-            .expect_status(StatusCode::OK);
+    for token in [rt, "gth_rt_unknown"] {
+        gh.revoke(&agent, token, None).await;
     }
 }
 
@@ -1496,18 +1321,9 @@ async fn oauth_json_errors_are_never_cached() {
     )
     .await
     .assert_oauth_error(StatusCode::BAD_REQUEST, "invalid_request");
-    gh.post_form(
-        "/token",
-        Some(&agent),
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", "gth_ac_bogus"),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", &pkce_pair().0),
-        ],
-    )
-    .await
-    .assert_oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
+    gh.exchange(&agent, "gth_ac_bogus", &pkce_pair().0)
+        .await
+        .assert_oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
     gh.post_form("/token", None, &[("grant_type", "refresh_token")])
         .await
         .assert_oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
