@@ -10,6 +10,7 @@ pub mod agents;
 pub mod approvals;
 pub mod consents;
 pub mod grants;
+pub mod rules;
 pub mod tokens;
 
 use std::fs::File;
@@ -27,8 +28,13 @@ use crate::audit::{self, ChainHead, Event, NewEvent};
 use crate::clock::Clock;
 
 /// The migrations, in order. Each file is applied once and never edited after it lands.
-const MIGRATIONS: &[(&str, &str)] =
-    &[("0001_init", include_str!("../../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_init", include_str!("../../migrations/0001_init.sql")),
+    (
+        "0002_actions_rules_backchannel",
+        include_str!("../../migrations/0002_actions_rules_backchannel.sql"),
+    ),
+];
 
 /// How many queued write jobs may share one transaction.
 const MAX_BATCH: usize = 256;
