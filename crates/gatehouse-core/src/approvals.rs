@@ -123,6 +123,31 @@ pub enum DecideError {
     Store(#[from] StoreError),
 }
 
+/// What the person is asked to approve when an agent wants to act (CIBA `/bc-authorize` or the
+/// RFC 8628 device grant). Like [`ConsentRequest`], the approval is bound to the hash of exactly
+/// this, serialized, so `summary` (rendered when the request is filed) is covered too.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionRequest {
+    pub client_id: String,
+    pub client_name: Option<String>,
+    pub verified: bool,
+    /// `ciba` or `device`.
+    pub via: String,
+    /// CIBA's `binding_message`: a short text the agent also shows, so the person can match them.
+    pub binding_message: Option<String>,
+    /// The RFC 8628 `user_code` the agent displays.
+    pub user_code: Option<String>,
+    pub scopes: Vec<String>,
+    pub resources: Vec<String>,
+    /// The RFC 9396 `authorization_details` array, as validated.
+    pub authorization_details: Option<serde_json::Value>,
+    /// One plain-language line per detail (or per scope), as shown to the person.
+    pub summary: Vec<String>,
+    /// Warnings shown with the request (e.g. a recipient outside the person's own domains).
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
 /// An approval as every channel presents it (the jsonl contract's fields).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ApprovalView {
@@ -136,14 +161,44 @@ pub struct ApprovalView {
     pub resources: Vec<String>,
     pub authorization_details: Option<serde_json::Value>,
     pub binding_message: Option<String>,
+    /// For action approvals: `ciba` or `device`.
+    pub via: Option<String>,
+    /// For device-grant approvals: the code the agent displays.
+    pub user_code: Option<String>,
+    /// Plain-language lines describing what is asked (empty for consent, whose scopes say it).
+    pub summary: Vec<String>,
+    pub warnings: Vec<String>,
     pub created_at: Millis,
     pub expires_at: Millis,
 }
 
 impl ApprovalView {
     pub fn from_row(row: &ApprovalRow) -> Result<Self, StoreError> {
-        let req: ConsentRequest = serde_json::from_value(row.request.clone())
-            .map_err(|e| StoreError::Corrupt(format!("approval {}: {e}", row.id)))?;
+        let corrupt =
+            |e: serde_json::Error| StoreError::Corrupt(format!("approval {}: {e}", row.id));
+        if row.kind == "action" {
+            let req: ActionRequest =
+                serde_json::from_value(row.request.clone()).map_err(corrupt)?;
+            return Ok(ApprovalView {
+                id: row.id.clone(),
+                kind: row.kind.clone(),
+                client_id: row.client_id.clone(),
+                client_name: req.client_name,
+                verified: req.verified,
+                redirect_host: None,
+                scopes: req.scopes,
+                resources: req.resources,
+                authorization_details: req.authorization_details,
+                binding_message: req.binding_message,
+                via: Some(req.via),
+                user_code: req.user_code,
+                summary: req.summary,
+                warnings: req.warnings,
+                created_at: row.created_at,
+                expires_at: row.expires_at,
+            });
+        }
+        let req: ConsentRequest = serde_json::from_value(row.request.clone()).map_err(corrupt)?;
         Ok(ApprovalView {
             id: row.id.clone(),
             kind: row.kind.clone(),
@@ -155,6 +210,10 @@ impl ApprovalView {
             resources: req.resources,
             authorization_details: None,
             binding_message: None,
+            via: None,
+            user_code: None,
+            summary: Vec::new(),
+            warnings: Vec::new(),
             created_at: row.created_at,
             expires_at: row.expires_at,
         })
