@@ -221,6 +221,8 @@ impl ApprovalView {
 }
 
 /// What approvers hear about.
+// A notice per approval, a handful a minute: the size difference costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum ApprovalNotice {
     Requested(ApprovalView),
