@@ -317,6 +317,10 @@ mod tests {
             resources: vec!["https://api.example/".into()],
             authorization_details: None,
             binding_message: None,
+            via: None,
+            user_code: None,
+            summary: Vec::new(),
+            warnings: Vec::new(),
             created_at: 0,
             expires_at: 1_796_074_800_123,
         };

@@ -396,6 +396,10 @@ mod tests {
             resources: vec!["https://mail.example/".into()],
             authorization_details: None,
             binding_message: None,
+            via: None,
+            user_code: None,
+            summary: Vec::new(),
+            warnings: Vec::new(),
             created_at: 0,
             expires_at: 114_000,
         }

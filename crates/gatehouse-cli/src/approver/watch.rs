@@ -221,6 +221,10 @@ mod tests {
             resources: vec![],
             authorization_details: None,
             binding_message: None,
+            via: None,
+            user_code: None,
+            summary: Vec::new(),
+            warnings: Vec::new(),
             created_at: 0,
             expires_at: 120_000,
         }
