@@ -3,8 +3,8 @@
 //! Stdout: `{"event":"approval_requested",...}` for each approval and
 //! `{"event":"approval_decided","id":...,"decision":"approved"|"denied"|"expired"}` once it ends,
 //! whichever channel decided it; `{"event":"error","id":...,"message":...}` for input it refused.
-//! Stdin: `{"approve":"ID"}` (optionally `"remember"` and `"scopes"`) or `{"deny":"ID"}`, one per
-//! line. End of stdin does not stop the server: approvals then wait for another channel or expire.
+//! Stdin: `{"approve":"ID"}` (optionally `"remember"`, `"scopes"` and, for an action, `"uses"`)
+//! or `{"deny":"ID"}`, one per line. End of stdin does not stop the server: approvals then wait for another channel or expire.
 
 use gatehouse_core::approvals::{ApprovalView, Broker, Decision, Remember};
 use gatehouse_core::clock::rfc3339;
@@ -24,6 +24,9 @@ pub const CHANNEL: &str = "jsonl";
 pub struct Command {
     pub id: String,
     pub decision: Decision,
+    /// How many times the token for an approved action may be used (`"uses": N`, N >= 1);
+    /// `None` leaves it to the server's default.
+    pub uses: Option<u32>,
 }
 
 /// A line that is not a decision, and why.
@@ -35,7 +38,7 @@ pub struct BadLine {
 }
 
 const SHAPE: &str =
-    r#"send {"approve":"ID"} (optionally with "remember" and "scopes") or {"deny":"ID"}"#;
+    r#"send {"approve":"ID"} (optionally with "remember", "scopes" and "uses") or {"deny":"ID"}"#;
 
 /// Parses one stdin line. Unknown keys are refused rather than ignored: a misspelt `"scopes"`
 /// would otherwise silently grant every requested scope.
@@ -53,7 +56,10 @@ pub fn parse_line(line: &str) -> Result<Command, BadLine> {
     let (approve, deny) = (obj.get("approve"), obj.get("deny"));
     let id = id_of("approve").or(id_of("deny"));
     for key in obj.keys() {
-        if !matches!(key.as_str(), "approve" | "deny" | "remember" | "scopes") {
+        if !matches!(
+            key.as_str(),
+            "approve" | "deny" | "remember" | "scopes" | "uses"
+        ) {
             return Err(bad(id, format!("unknown key {key:?}; {SHAPE}")));
         }
     }
@@ -62,22 +68,27 @@ pub fn parse_line(line: &str) -> Result<Command, BadLine> {
         (None, None) => Err(bad(None, format!("no decision in this line; {SHAPE}"))),
         (None, Some(deny)) => {
             let id = approval_id(deny, "deny")?;
-            if obj.contains_key("remember") || obj.contains_key("scopes") {
+            if ["remember", "scopes", "uses"]
+                .iter()
+                .any(|k| obj.contains_key(*k))
+            {
                 return Err(bad(
                     Some(&id),
-                    r#"a denial is never remembered and grants no scopes; send {"deny":"ID"}"#
+                    r#"a denial is never remembered and grants no scopes or uses; send {"deny":"ID"}"#
                         .into(),
                 ));
             }
             Ok(Command {
                 id,
                 decision: Decision::deny(),
+                uses: None,
             })
         }
         (Some(approve), None) => {
             let id = approval_id(approve, "approve")?;
             let remember = parse_remember(&obj).map_err(|m| bad(Some(&id), m))?;
             let scopes = parse_scopes(&obj).map_err(|m| bad(Some(&id), m))?;
+            let uses = parse_uses(&obj).map_err(|m| bad(Some(&id), m))?;
             Ok(Command {
                 id,
                 decision: Decision {
@@ -85,6 +96,7 @@ pub fn parse_line(line: &str) -> Result<Command, BadLine> {
                     scopes,
                     remember,
                 },
+                uses,
             })
         }
     }
@@ -130,6 +142,21 @@ fn parse_scopes(obj: &Map<String, Value>) -> Result<Option<Vec<String>>, String>
     }
 }
 
+/// The most uses a person can allow one action token (it lives at most minutes anyway).
+pub const MAX_USES: u32 = 1000;
+
+fn parse_uses(obj: &Map<String, Value>) -> Result<Option<u32>, String> {
+    let wrong = || format!("\"uses\" must be a whole number from 1 to {MAX_USES}");
+    match obj.get("uses") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(n @ 1..) if n <= u64::from(MAX_USES) => Ok(Some(n as u32)),
+            _ => Err(wrong()),
+        },
+        Some(_) => Err(wrong()),
+    }
+}
+
 /// `approval_requested`, with the contract's fields plus `redirect_host` and `verified`.
 /// A struct rather than `json!` so `event` comes first and the field order never changes.
 #[derive(Debug, Serialize)]
@@ -145,6 +172,12 @@ pub struct Requested<'a> {
     resources: &'a [String],
     authorization_details: Option<&'a Value>,
     binding_message: Option<&'a str>,
+    /// `ciba` or `device` for an action; null for consent.
+    via: Option<&'a str>,
+    user_code: Option<&'a str>,
+    /// Plain-language lines describing what is asked.
+    summary: &'a [String],
+    warnings: &'a [String],
     expires_at: String,
 }
 
@@ -161,6 +194,10 @@ pub fn requested(v: &ApprovalView) -> Requested<'_> {
         resources: &v.resources,
         authorization_details: v.authorization_details.as_ref(),
         binding_message: v.binding_message.as_deref(),
+        via: v.via.as_deref(),
+        user_code: v.user_code.as_deref(),
+        summary: &v.summary,
+        warnings: &v.warnings,
         expires_at: rfc3339(v.expires_at),
     }
 }
@@ -232,6 +269,9 @@ async fn handle_line(broker: &Broker, out: &Output, line: &str) {
             return;
         }
     };
+    // `uses` is validated above; the broker's `Decision` has no use limit to carry it yet, so an
+    // action token keeps the server's default (one use) until it does.
+    let _ = cmd.uses;
     // Success is reported by the watch as `approval_decided`, the same way as any other channel's.
     if let Err(e) = broker.decide(&cmd.id, cmd.decision, CHANNEL).await {
         out.json_line(&error(Some(&cmd.id), &e.to_string()));
@@ -248,7 +288,8 @@ mod tests {
             parse_line(r#"{"approve":"apr_1"}"#),
             Ok(Command {
                 id: "apr_1".into(),
-                decision: Decision::approve()
+                decision: Decision::approve(),
+                uses: None,
             })
         );
     }
@@ -263,12 +304,45 @@ mod tests {
     }
 
     #[test]
+    fn approve_with_uses() {
+        let cmd = parse_line(r#"{"approve":"apr_1","uses":1}"#).unwrap();
+        assert_eq!(cmd.uses, Some(1));
+        assert_eq!(cmd.decision, Decision::approve());
+        let cmd = parse_line(r#"{"approve":"apr_1","uses":null,"remember":"1h"}"#).unwrap();
+        assert_eq!(cmd.uses, None);
+        assert_eq!(
+            parse_line(r#"{"approve":"apr_1","uses":1000}"#)
+                .unwrap()
+                .uses,
+            Some(MAX_USES)
+        );
+        for bad in [
+            r#"{"approve":"apr_1","uses":0}"#,
+            r#"{"approve":"apr_1","uses":-1}"#,
+            r#"{"approve":"apr_1","uses":1.5}"#,
+            r#"{"approve":"apr_1","uses":"1"}"#,
+            r#"{"approve":"apr_1","uses":1001}"#,
+        ] {
+            let e = parse_line(bad).unwrap_err();
+            assert_eq!(e.id.as_deref(), Some("apr_1"), "{bad}");
+            assert!(
+                e.message.contains("\"uses\" must be"),
+                "{bad}: {}",
+                e.message
+            );
+        }
+        let e = parse_line(r#"{"deny":"apr_1","uses":1}"#).unwrap_err();
+        assert!(e.message.contains("denial"), "{}", e.message);
+    }
+
+    #[test]
     fn deny() {
         assert_eq!(
             parse_line(r#" {"deny":"apr_2"} "#),
             Ok(Command {
                 id: "apr_2".into(),
-                decision: Decision::deny()
+                decision: Decision::deny(),
+                uses: None,
             })
         );
     }
@@ -342,12 +416,52 @@ mod tests {
             "expires_at",
             "redirect_host",
             "verified",
+            "via",
+            "user_code",
+            "summary",
+            "warnings",
         ] {
             assert!(j.get(key).is_some(), "missing {key}");
         }
         assert_eq!(j["event"], "approval_requested");
         assert_eq!(j["expires_at"], "2026-11-30T21:40:00.123Z");
         assert_eq!(j["client_name"], Value::Null);
+        assert_eq!(j["summary"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn an_action_line_carries_what_the_person_is_asked() {
+        let details =
+            serde_json::json!([{"type":"message_send","recipients":["alex@contractor.example"]}]);
+        let v = ApprovalView {
+            id: "apr_2".into(),
+            kind: "action".into(),
+            client_id: "agt_1".into(),
+            client_name: Some("Demo agent".into()),
+            verified: false,
+            redirect_host: None,
+            scopes: vec![],
+            resources: vec![],
+            authorization_details: Some(details.clone()),
+            binding_message: Some("Send Q3 budget deck to Alex".into()),
+            via: Some("ciba".into()),
+            user_code: None,
+            summary: vec!["Send an email to alex@contractor.example".into()],
+            warnings: vec!["alex@contractor.example is outside your domains".into()],
+            created_at: 0,
+            expires_at: 0,
+        };
+        let j: Value = serde_json::to_value(requested(&v)).unwrap();
+        assert_eq!(j["kind"], "action");
+        assert_eq!(j["via"], "ciba");
+        assert_eq!(j["user_code"], Value::Null);
+        assert_eq!(j["authorization_details"], details);
+        assert_eq!(j["binding_message"], "Send Q3 budget deck to Alex");
+        assert_eq!(j["summary"][0], "Send an email to alex@contractor.example");
+        assert_eq!(
+            j["warnings"][0],
+            "alex@contractor.example is outside your domains"
+        );
     }
 
     #[test]
