@@ -92,9 +92,9 @@ pub fn parse_line(line: &str) -> Result<Command, BadLine> {
             Ok(Command {
                 id,
                 decision: Decision {
-                    approve: true,
                     scopes,
                     remember,
+                    ..Decision::approve()
                 },
                 uses,
             })

@@ -69,7 +69,15 @@ impl Prompt {
     /// The whole request and the current question.
     pub fn render(&self, now: Millis, waiting: usize) -> String {
         let v = &self.view;
-        let mut s = format!("\n{RULE}\nConsent request {}\n", v.id);
+        let action = v.kind == "action";
+        let mut s = if action {
+            format!(
+                "\n{RULE}\nAction request {}: an agent wants to do something now\n",
+                v.id
+            )
+        } else {
+            format!("\n{RULE}\nConsent request {}\n", v.id)
+        };
         let name = match &v.client_name {
             Some(n) if v.verified => format!("{} (verified)", sanitize(n)),
             Some(n) => format!("{} (self-asserted name)", sanitize(n)),
@@ -80,22 +88,53 @@ impl Prompt {
         if let Some(host) = &v.redirect_host {
             field(&mut s, "Redirects to", &sanitize(host));
         }
-        if v.scopes.is_empty() {
+        if action {
+            field(&mut s, "Asked via", via_text(v.via.as_deref()));
+        }
+        if let Some(code) = &v.user_code {
+            field(
+                &mut s,
+                "Code",
+                &format!(
+                    "{}  (the agent shows this code: check they match)",
+                    sanitize(code)
+                ),
+            );
+        }
+        if let Some(msg) = &v.binding_message {
+            field(&mut s, "Message", &format!("\"{}\"", sanitize(msg)));
+            if action {
+                field(
+                    &mut s,
+                    "",
+                    "(the agent shows this message too: check they match)",
+                );
+            }
+        }
+        for (i, line) in v.summary.iter().enumerate() {
+            let label = if i == 0 { "What" } else { "" };
+            field(&mut s, label, &format!("- {}", sanitize(line)));
+        }
+        if action && v.summary.is_empty() && v.scopes.is_empty() {
+            field(&mut s, "What", "(the agent gave no details)");
+        }
+        for warning in &v.warnings {
+            s.push_str(&format!("  \u{26a0} {}\n", sanitize(warning)));
+        }
+        // An action asks for what its details say; scopes only when it names some.
+        if v.scopes.is_empty() && !action {
             field(&mut s, "Scopes", "(none requested)");
         }
         for (i, scope) in v.scopes.iter().enumerate() {
             let label = if i == 0 { "Scopes" } else { "" };
             field(&mut s, label, &format!("{}. {}", i + 1, sanitize(scope)));
         }
-        if v.resources.is_empty() {
+        if v.resources.is_empty() && !action {
             field(&mut s, "Resources", "(none named)");
         }
         for (i, res) in v.resources.iter().enumerate() {
             let label = if i == 0 { "Resources" } else { "" };
             field(&mut s, label, &sanitize(res));
-        }
-        if let Some(msg) = &v.binding_message {
-            field(&mut s, "Message", &sanitize(msg));
         }
         let left = v.expires_at - now;
         let left = if left > 0 {
@@ -200,15 +239,24 @@ impl Prompt {
             _ => return Step::Say("Type a number from 1 to 5, or b to go back.\n> ".into()),
         };
         Step::Decide(Decision {
-            approve: true,
             scopes,
             remember,
+            ..Decision::approve()
         })
     }
 
     fn go(&mut self, stage: Stage) -> Step {
         self.stage = stage;
         Step::Say(self.question())
+    }
+}
+
+/// How an action request reached Gatehouse, for people.
+fn via_text(via: Option<&str>) -> &'static str {
+    match via {
+        Some("ciba") => "CIBA (the agent asked Gatehouse directly, in the background)",
+        Some("device") => "device code (the agent shows a code for you to match)",
+        _ => "(unknown channel)",
     }
 }
 
@@ -244,7 +292,13 @@ pub fn outcome_line(row: &ApprovalRow, view: &ApprovalView) -> String {
     match row.status {
         ApprovalStatus::Approved => {
             let scopes = row.granted_scopes.as_deref().unwrap_or(&[]);
-            let scopes = if scopes.is_empty() {
+            let scopes = if view.kind == "action" && scopes.is_empty() {
+                view.summary
+                    .iter()
+                    .map(|l| sanitize(l).into_owned())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            } else if scopes.is_empty() {
                 "no scopes".to_owned()
             } else {
                 scopes
@@ -499,6 +553,127 @@ mod tests {
         let mut p = Prompt::new(view(&[]));
         assert!(matches!(p.input("f"), Step::Say(s) if s.contains("Type a to approve or d")));
         assert_eq!(p.input("s"), Step::Show);
+    }
+
+    fn action(via: &str) -> ApprovalView {
+        ApprovalView {
+            id: "apr_9".into(),
+            kind: "action".into(),
+            client_id: "agt_1".into(),
+            client_name: Some("Demo agent".into()),
+            verified: false,
+            redirect_host: None,
+            scopes: vec![],
+            resources: vec![],
+            authorization_details: Some(serde_json::json!([{"type":"message_send"}])),
+            binding_message: Some("Send Q3 budget deck to Alex\u{202e}".into()),
+            via: Some(via.into()),
+            user_code: (via == "device").then(|| "WDJB-MJHT".into()),
+            summary: vec![
+                "Send an email to alex@contractor.example".into(),
+                "Subject: Q3 budget deck; attachments: q3-budget.pdf".into(),
+            ],
+            warnings: vec!["alex@contractor.example is outside your domains".into()],
+            created_at: 0,
+            expires_at: 65_000,
+        }
+    }
+
+    #[test]
+    fn an_action_card_says_who_how_and_what() {
+        let text = Prompt::new(action("ciba")).render(0, 0);
+        assert!(
+            text.contains("Action request apr_9: an agent wants to do something now"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Agent         Demo agent (self-asserted name)"),
+            "{text}"
+        );
+        assert!(text.contains("Asked via     CIBA"), "{text}");
+        assert!(
+            text.contains("Message       \"Send Q3 budget deck to Alex\\u{202e}\""),
+            "{text}"
+        );
+        assert!(text.contains("check they match"), "{text}");
+        assert!(
+            text.contains(
+                "What          - Send an email to alex@contractor.example\n                \
+                 - Subject: Q3 budget deck; attachments: q3-budget.pdf\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("  \u{26a0} alex@contractor.example is outside your domains\n"),
+            "{text}"
+        );
+        assert!(!text.contains("Scopes"), "{text}");
+        assert!(!text.contains("Resources"), "{text}");
+        assert!(!text.contains("Code "), "{text}");
+        assert!(text.contains("Expires in    1m 05s"), "{text}");
+        assert!(text.ends_with("Approve [a] or deny [d]?\n> "), "{text}");
+        assert!(!text.contains('\u{202e}'));
+    }
+
+    #[test]
+    fn a_device_action_shows_the_code_to_match() {
+        let mut v = action("device");
+        v.binding_message = None;
+        v.scopes = vec!["mail:send".into()];
+        v.resources = vec!["https://mail.example/".into()];
+        let text = Prompt::new(v).render(0, 1);
+        assert!(text.contains("Asked via     device code"), "{text}");
+        assert!(
+            text.contains("Code          WDJB-MJHT  (the agent shows this code"),
+            "{text}"
+        );
+        assert!(!text.contains("Message"), "{text}");
+        assert!(text.contains("Scopes        1. mail:send"), "{text}");
+        assert!(
+            text.contains("Resources     https://mail.example/"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("approve fewer scopes [f], or deny [d]?\n> "),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn an_action_is_approved_with_a_remembered_choice_or_denied() {
+        let mut p = Prompt::new(action("ciba"));
+        assert!(matches!(p.input("f"), Step::Say(s) if s.contains("Type a to approve or d")));
+        assert!(matches!(p.input("a"), Step::Say(s) if s.contains("[3] for 8 hours")));
+        assert_eq!(
+            p.input("4"),
+            Step::Decide(Decision {
+                remember: Remember::Session,
+                ..Decision::approve()
+            })
+        );
+        let mut p = Prompt::new(action("ciba"));
+        assert_eq!(p.input("deny"), Step::Decide(Decision::deny()));
+    }
+
+    #[test]
+    fn a_consent_card_shows_details_when_asked_with_them() {
+        let mut v = view(&["mail.send"]);
+        v.summary = vec!["Send an email to alex@contractor.example".into()];
+        v.warnings = vec!["alex@contractor.example is outside your domains".into()];
+        let text = Prompt::new(v).render(0, 0);
+        assert!(
+            text.starts_with("\n") && text.contains("Consent request apr_1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("What          - Send an email to alex@contractor.example"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\u{26a0} alex@contractor.example is outside"),
+            "{text}"
+        );
+        assert!(!text.contains("Asked via"), "{text}");
     }
 
     #[test]
