@@ -29,6 +29,11 @@ pub enum EventKind {
     CodeReplayed,
     RefreshReuseDetected,
     RequestRejected,
+    RuleCreated,
+    RuleDeleted,
+    RuleHit,
+    AgentsPaused,
+    AgentsResumed,
 }
 
 impl EventKind {
@@ -48,6 +53,11 @@ impl EventKind {
             EventKind::CodeReplayed => "code.replayed",
             EventKind::RefreshReuseDetected => "refresh.reuse_detected",
             EventKind::RequestRejected => "request.rejected",
+            EventKind::RuleCreated => "rule.created",
+            EventKind::RuleDeleted => "rule.deleted",
+            EventKind::RuleHit => "rule.hit",
+            EventKind::AgentsPaused => "agents.paused",
+            EventKind::AgentsResumed => "agents.resumed",
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod authority;
 pub mod clock;
 pub mod oauth;
+pub mod policy;
 pub mod secret;
 pub mod store;
 
