@@ -2,6 +2,7 @@
 //! credentials as presented, and the pure checks (PKCE, redirects, scopes, registration).
 
 pub mod pkce;
+pub mod rar;
 pub mod redirect;
 pub mod registration;
 pub mod scope;
@@ -30,6 +31,8 @@ pub enum ErrorCode {
     InvalidRedirectUri,
     InvalidClientMetadata,
     UnsupportedTokenType,
+    /// RFC 9396 §5: an `authorization_details` value is malformed or of an unknown type.
+    InvalidAuthorizationDetails,
 }
 
 impl ErrorCode {
@@ -50,6 +53,7 @@ impl ErrorCode {
             ErrorCode::InvalidRedirectUri => "invalid_redirect_uri",
             ErrorCode::InvalidClientMetadata => "invalid_client_metadata",
             ErrorCode::UnsupportedTokenType => "unsupported_token_type",
+            ErrorCode::InvalidAuthorizationDetails => "invalid_authorization_details",
         }
     }
 }
