@@ -5,9 +5,11 @@ use serde::Serialize;
 
 use crate::audit::{self, Event, EventFilter, EventKind, NewEvent, Outcome, Verification};
 use crate::clock::Millis;
+use crate::policy::{self, Lifetime, RuleSpec};
 use crate::store::agents::{self, Agent};
 use crate::store::approvals::{self as approval_rows, ApprovalStatus, Decided};
 use crate::store::grants::{self, Grant};
+use crate::store::rules::{self, RuleRow};
 use crate::store::tokens::{self, Token};
 use crate::store::{Store, StoreError, consents};
 
@@ -17,6 +19,10 @@ pub enum AdminError {
     UnknownAgent(String),
     #[error("the agent {0} was already revoked")]
     AlreadyRevoked(String),
+    #[error("there is no rule {0}; `gatehouse rules list` shows them")]
+    UnknownRule(i64),
+    #[error("invalid rule: {0}")]
+    InvalidRule(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -115,5 +121,78 @@ pub async fn events_page(
 pub async fn verify_audit(store: &Store) -> Result<Verification, StoreError> {
     store
         .read(|c| audit::verify(c).map_err(StoreError::from))
+        .await
+}
+
+// ---- policy rules and the pause switch ------------------------------------------------------------
+
+/// Every rule not deleted, oldest first (expired ones included: `expires_at` tells).
+pub async fn rules_list(store: &Store) -> Result<Vec<RuleRow>, StoreError> {
+    store
+        .read(|c| rules::list(c).map_err(StoreError::from))
+        .await
+}
+
+/// Adds a rule from outside the server (the CLI), audited as `rule.created`. A `session` rule is
+/// refused: it lives as long as one server run, and only that server knows its session (it makes
+/// them when the person remembers a decision "until restart"). A non-glob agent must be registered.
+pub async fn rule_add(store: &Store, spec: RuleSpec, by: &str) -> Result<RuleRow, AdminError> {
+    if spec.lifetime == Lifetime::Session {
+        return Err(AdminError::InvalidRule(
+            "a session rule lasts until the running server stops, so only that server can make one \
+             (when you remember a decision until restart); use once, 1h, 8h or always"
+                .into(),
+        ));
+    }
+    spec.validate()
+        .map_err(|e| AdminError::InvalidRule(e.to_string()))?;
+    let by = by.to_owned();
+    store
+        .write(move |tx| -> Result<RuleRow, AdminError> {
+            if !spec.agent.contains('*') && agents::get(tx.conn(), &spec.agent)?.is_none() {
+                return Err(AdminError::UnknownAgent(spec.agent.clone()));
+            }
+            policy::create_rule(tx, &spec, None, &by)?
+                .map_err(|e| AdminError::InvalidRule(e.to_string()))
+        })
+        .await
+}
+
+/// Deletes a rule, audited as `rule.deleted`; returns the rule as it was.
+pub async fn rule_delete(store: &Store, id: i64, by: &str) -> Result<RuleRow, AdminError> {
+    let by = by.to_owned();
+    store
+        .write(move |tx| -> Result<RuleRow, AdminError> {
+            let Some(rule) = rules::get(tx.conn(), id)? else {
+                return Err(AdminError::UnknownRule(id));
+            };
+            if !rules::delete(tx.conn(), id, tx.now())? {
+                return Err(AdminError::UnknownRule(id));
+            }
+            tx.append(NewEvent::new(
+                EventKind::RuleDeleted,
+                Outcome::Ok,
+                (rule.agent != "*").then_some(rule.agent.as_str()),
+                serde_json::json!({ "rule": rule, "by": by }),
+            ))?;
+            Ok(rule)
+        })
+        .await
+}
+
+/// Pauses (every agent stopped: no consent filed, no token issued, introspection inactive) or
+/// resumes, audited as `agents.paused` / `agents.resumed`. Returns false when it already was so.
+/// A running server sees the change on its next request.
+pub async fn set_paused(store: &Store, paused: bool, by: &str) -> Result<bool, StoreError> {
+    let by = by.to_owned();
+    store
+        .write(move |tx| policy::set_paused(tx, paused, &by))
+        .await
+}
+
+/// Whether Gatehouse is paused.
+pub async fn is_paused(store: &Store) -> Result<bool, StoreError> {
+    store
+        .read(|c| policy::is_paused(c).map_err(StoreError::from))
         .await
 }

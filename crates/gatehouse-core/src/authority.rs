@@ -16,6 +16,7 @@ use crate::audit::{EventKind, NewEvent, Outcome};
 use crate::clock::{Clock, Millis};
 use crate::oauth::registration::{self, ClientMetadata, RegistrationRequest};
 use crate::oauth::{ClientCredentials, ErrorCode, OAuthError, pkce, redirect, scope};
+use crate::policy;
 use crate::secret::{Secret, SecretKind, TokenHash, hashes_equal, random_id};
 use crate::store::agents::{self, Agent};
 use crate::store::approvals::{self as approval_rows, ApprovalStatus};
@@ -229,6 +230,42 @@ impl Authority {
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
     }
+    /// This server run's session id: `session` rules (remembered "until restart") carry it and
+    /// die with it. Pass it to [`policy::create_rule`] and [`policy::evaluate`].
+    pub fn session_id(&self) -> &str {
+        &self.session_id
+    }
+
+    /// Decides an action request against the live rules and the pause switch, read from the
+    /// store now: `Deny` while paused or when a deny rule matches, `Ask` when an ask rule
+    /// matches, `Allow` when allow rules cover every (action, resource) pair, `Ask` otherwise.
+    ///
+    /// `actions` are action types (`message_send`; the scopes when the request has no
+    /// authorization details) and `resources` the targets (URLs, recipients, `resource`s).
+    ///
+    /// This only reads. Whoever acts on the decision records the hits in the same write
+    /// transaction with [`policy::record_hits`]. To decide and act atomically (so a `once` rule
+    /// is used exactly once), call [`policy::evaluate`]`(tx.conn(), &request, tx.now(),
+    /// authority.session_id())` inside that transaction instead, then `record_hits`.
+    pub async fn policy_decide(
+        &self,
+        client_id: &str,
+        actions: Vec<String>,
+        resources: Vec<String>,
+    ) -> Result<policy::PolicyDecision, StoreError> {
+        let request = policy::PolicyRequest {
+            client_id: client_id.to_owned(),
+            actions,
+            resources,
+        };
+        let now = self.clock.now();
+        let session_id = self.session_id.clone();
+        self.store
+            .read(move |c| {
+                policy::evaluate(c, &request, now, &session_id).map_err(StoreError::from)
+            })
+            .await
+    }
 
     /// Records a request refused before it reached the protocol (bad Host, foreign Origin...).
     /// Best effort: the request is refused whether or not the event could be written.
@@ -343,9 +380,11 @@ impl Authority {
             return page("Invalid request", "The request has no client_id.".into());
         };
         let lookup = client_id.clone();
-        let agent = match self
+        let (agent, paused) = match self
             .store
-            .read(move |c| agents::get(c, &lookup).map_err(StoreError::from))
+            .read(move |c| -> Result<_, StoreError> {
+                Ok((agents::get(c, &lookup)?, policy::is_paused(c)?))
+            })
             .await
         {
             Ok(a) => a,
@@ -386,6 +425,12 @@ impl Authority {
         };
         let state = p.state.as_deref();
         // From here on, errors go back to the client (RFC 6749 §4.1.2.1).
+        if paused {
+            let err = OAuthError::new(ErrorCode::AccessDenied, policy::PAUSED_MESSAGE);
+            self.record_rejection_for("authorize", Some(&client_id), err.code, &err.description)
+                .await;
+            return AuthorizeOutcome::Redirect(self.redirect_error(&redirect_uri, &err, state));
+        }
         match self.check_authorize(&agent, &p) {
             Ok((scopes, resources)) => match self
                 .begin_consent(&agent, &redirect_uri, given, scopes, resources, &p)
@@ -728,14 +773,24 @@ impl Authority {
         endpoint: &'static str,
         creds: &ClientCredentials,
     ) -> Result<Agent, OAuthError> {
+        Ok(self.authenticate_reading_pause(endpoint, creds).await?.0)
+    }
+
+    /// [`Self::authenticate`], also reading the pause switch in the same store read.
+    async fn authenticate_reading_pause(
+        &self,
+        endpoint: &'static str,
+        creds: &ClientCredentials,
+    ) -> Result<(Agent, bool), OAuthError> {
         let result = self.store.read({
             let creds = creds.clone();
-            move |c| -> Result<Result<Agent, &'static str>, OAuthError> {
-                Ok(check_credentials(c, &creds)?)
+            move |c| -> Result<(Result<Agent, &'static str>, bool), OAuthError> {
+                Ok((check_credentials(c, &creds)?, policy::is_paused(c)?))
             }
         });
-        match result.await? {
-            Ok(agent) => Ok(agent),
+        let (checked, paused) = result.await?;
+        match checked {
+            Ok(agent) => Ok((agent, paused)),
             Err(reason) => {
                 let client = creds.client_id().map(|c| truncate(c, 200));
                 let err = OAuthError::new(ErrorCode::InvalidClient, reason);
@@ -761,7 +816,16 @@ impl Authority {
                 format!("the parameter {name} appears more than once"),
             ));
         }
-        let agent = self.authenticate("token", &creds).await?;
+        let (agent, paused) = self.authenticate_reading_pause("token", &creds).await?;
+        if paused {
+            // Paused: no grant of any type issues a token, not even a refresh.
+            let err = OAuthError::new(ErrorCode::AccessDenied, policy::PAUSED_MESSAGE);
+            let (e2, id) = (err.clone(), agent.client_id.clone());
+            self.store
+                .write(move |tx| reject(tx, "token", Some(&id), e2).map(|_| ()))
+                .await?;
+            return Err(err);
+        }
         match p.grant_type.as_deref() {
             None => Err(OAuthError::new(
                 ErrorCode::InvalidRequest,
@@ -1042,6 +1106,8 @@ impl Authority {
                 > {
                     let agent = check_credentials(c, &creds)?;
                     let token = match (&agent, hash) {
+                        // Paused: every agent is stopped, so no token is active.
+                        (Ok(_), Some(_)) if policy::is_paused(c)? => None,
                         (Ok(_), Some(h)) => tokens::get(c, &h)?,
                         _ => None,
                     };
