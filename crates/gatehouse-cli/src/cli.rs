@@ -81,6 +81,40 @@ and any pending approval, all at once and in one audited step. Works while the s
         #[command(subcommand)]
         command: AuditCommand,
     },
+
+    /// Policy rules: allow, deny or always ask about agents' actions without a prompt each time.
+    #[command(
+        long_about = "Policy rules decide an agent's action request before you are asked. A rule \
+matches an agent (a client id, or * for every agent), an action type or scope pattern \
+(message_send, mail:*, *) and a resource pattern (https://api.github.com/*, *@example.com, *); \
+`*` matches any run of characters.\n\n\
+Precedence: while Gatehouse is paused everything is denied; otherwise a matching deny rule wins, \
+then a matching ask rule (an exception carved out of a broader allow), then allow rules that cover \
+every requested action and resource; anything else is put to you. Changes apply to a running \
+server at once.",
+        after_help = "Examples:\n  gatehouse rules list\n  \
+gatehouse rules add --effect deny --action data_delete --resource 'db/prod-*'\n  \
+gatehouse rules add --effect allow --agent agt_0123... --action api_request --resource 'https://api.github.com/*' --lifetime 8h\n  \
+gatehouse rules rm 3"
+    )]
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+
+    /// Stop every agent at once: no consent asked, no token issued or refreshed, until resumed.
+    #[command(
+        long_about = "Stop every agent at once. While paused, /authorize answers access_denied \
+without asking you, the token endpoint refuses every grant (even refresh), introspection answers \
+inactive for every token, and every policy decision is a denial. Nothing is revoked: \
+`gatehouse resume` lets agents carry on. Works while the server is running; audited.",
+        after_help = "Example:\n  gatehouse pause && gatehouse log --follow"
+    )]
+    Pause(PauseArgs),
+
+    /// Lift `gatehouse pause`: agents can use their tokens and ask again.
+    #[command(after_help = "Example:\n  gatehouse resume")]
+    Resume(PauseArgs),
 }
 
 impl Command {
@@ -177,6 +211,105 @@ pub struct RevokeArgs {
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// Print the verification result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// List the rules: what each matches, its effect, when it expires, and how often it was hit.
+    #[command(
+        after_help = "Example:\n  gatehouse rules list --json | jq '.[] | select(.hits > 0)'"
+    )]
+    List(RulesListArgs),
+    /// Add a rule (audited). Defaults: every agent, every action, every resource, always.
+    #[command(after_help = "Examples:\n  \
+gatehouse rules add --effect deny --action message_send --resource '*@competitor.example'\n  \
+gatehouse rules add --effect ask --action data_delete\n  \
+gatehouse rules add --effect allow --agent agt_0123... --action 'mail:read' --lifetime 1h")]
+    Add(RulesAddArgs),
+    /// Remove a rule by its id (audited); exit 1 if there is no such rule.
+    #[command(after_help = "Example:\n  gatehouse rules rm 3")]
+    Rm(RulesRmArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RulesListArgs {
+    /// Print a JSON array instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What a rule does when it matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EffectArg {
+    /// Let the action through without asking.
+    Allow,
+    /// Refuse the action without asking (wins over every other rule).
+    Deny,
+    /// Always ask, even where an allow rule would let it through.
+    Ask,
+}
+
+/// How long a rule lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LifetimeArg {
+    /// Used up by the first request it matches.
+    Once,
+    /// One hour from now.
+    #[value(name = "1h")]
+    OneHour,
+    /// Eight hours from now.
+    #[value(name = "8h")]
+    EightHours,
+    /// Until the server restarts: only the server makes these (when you remember a decision).
+    #[value(hide = true)]
+    Session,
+    /// Until removed.
+    Always,
+}
+
+#[derive(Debug, Args)]
+pub struct RulesAddArgs {
+    /// allow, deny or ask.
+    #[arg(long, value_enum, value_name = "EFFECT")]
+    pub effect: EffectArg,
+
+    /// The agent's client id (see `gatehouse agents`), or * for every agent.
+    #[arg(long, default_value = "*", value_name = "ID")]
+    pub agent: String,
+
+    /// Action type or scope pattern, e.g. message_send, data_delete, mail:*, *.
+    #[arg(long, default_value = "*", value_name = "PATTERN")]
+    pub action: String,
+
+    /// Resource, URL or recipient pattern, e.g. https://api.github.com/*, *@example.com, *.
+    #[arg(long, default_value = "*", value_name = "PATTERN")]
+    pub resource: String,
+
+    /// How long the rule lives.
+    #[arg(long, value_enum, default_value_t = LifetimeArg::Always, value_name = "LIFETIME")]
+    pub lifetime: LifetimeArg,
+
+    /// Print the new rule as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RulesRmArgs {
+    /// The rule's id (see `gatehouse rules list`).
+    #[arg(value_name = "ID")]
+    pub id: i64,
+
+    /// Print the removed rule as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PauseArgs {
+    /// Print the new state as JSON.
     #[arg(long)]
     pub json: bool,
 }

@@ -18,7 +18,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Parser;
 
-use cli::{AuditCommand, Cli, Command};
+use cli::{AuditCommand, Cli, Command, RulesCommand};
 
 fn main() -> ExitCode {
     // clap exits with status 2 on a usage error, after printing what was wrong.
@@ -64,6 +64,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Audit {
             command: AuditCommand::Verify(args),
         } => return admin::audit::verify(&data_dir, &args).await,
+        Command::Rules { command } => match command {
+            RulesCommand::List(args) => admin::rules::list(&data_dir, &args).await?,
+            RulesCommand::Add(args) => admin::rules::add(&data_dir, &args).await?,
+            RulesCommand::Rm(args) => admin::rules::rm(&data_dir, &args).await?,
+        },
+        Command::Pause(args) => admin::pause::run(&data_dir, &args, true).await?,
+        Command::Resume(args) => admin::pause::run(&data_dir, &args, false).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

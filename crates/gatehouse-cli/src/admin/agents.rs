@@ -74,7 +74,7 @@ pub fn table(agents: &[AgentOverview]) -> String {
 }
 
 /// Left-aligned columns two spaces apart.
-fn render(rows: &[Vec<String>]) -> String {
+pub(super) fn render(rows: &[Vec<String>]) -> String {
     let cols = rows.first().map_or(0, Vec::len);
     let widths: Vec<usize> = (0..cols)
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))

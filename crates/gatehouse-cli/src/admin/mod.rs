@@ -4,7 +4,9 @@
 pub mod agents;
 pub mod audit;
 pub mod log;
+pub mod pause;
 pub mod revoke;
+pub mod rules;
 
 use std::io::Write;
 use std::path::Path;
