@@ -23,6 +23,8 @@ pub enum AdminError {
     UnknownRule(i64),
     #[error("invalid rule: {0}")]
     InvalidRule(String),
+    #[error("{0:?} is not a domain name (e.g. example.com)")]
+    InvalidDomain(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -194,5 +196,66 @@ pub async fn set_paused(store: &Store, paused: bool, by: &str) -> Result<bool, S
 pub async fn is_paused(store: &Store) -> Result<bool, StoreError> {
     store
         .read(|c| policy::is_paused(c).map_err(StoreError::from))
+        .await
+}
+
+/// The `settings` key holding the person's own email domains (a JSON array of lower-case domains).
+pub const OWN_DOMAINS_KEY: &str = "own_domains";
+
+/// The person's own domains, read on `conn`: recipients outside them are flagged in approvals.
+pub fn read_own_domains(conn: &rusqlite::Connection) -> Result<Vec<String>, StoreError> {
+    use rusqlite::OptionalExtension;
+    let v: Option<String> = conn
+        .prepare_cached("SELECT value FROM settings WHERE key = ?1")?
+        .query_row([OWN_DOMAINS_KEY], |r| r.get(0))
+        .optional()?;
+    match v {
+        None => Ok(Vec::new()),
+        Some(text) => serde_json::from_str(&text)
+            .map_err(|e| StoreError::Corrupt(format!("setting {OWN_DOMAINS_KEY}: {e}"))),
+    }
+}
+
+/// The person's own domains (empty when none are set).
+pub async fn own_domains(store: &Store) -> Result<Vec<String>, StoreError> {
+    store.read(read_own_domains).await
+}
+
+/// Replaces the person's own domains (normalized, deduplicated, sorted), audited as
+/// `settings.changed`. Returns the domains as stored.
+pub async fn set_own_domains(
+    store: &Store,
+    domains: &[String],
+    by: &str,
+) -> Result<Vec<String>, AdminError> {
+    let mut normalized: Vec<String> = Vec::with_capacity(domains.len());
+    for d in domains {
+        let n = crate::oauth::rar::normalize_domain(d)
+            .ok_or_else(|| AdminError::InvalidDomain(d.clone()))?;
+        if !normalized.contains(&n) {
+            normalized.push(n);
+        }
+    }
+    normalized.sort();
+    let by = by.to_owned();
+    store
+        .write(move |tx| -> Result<Vec<String>, AdminError> {
+            let old = read_own_domains(tx.conn())?;
+            let text = serde_json::to_string(&normalized)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            tx.conn()
+                .prepare_cached(
+                    "INSERT INTO settings (key, value) VALUES (?1, ?2) \
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                )?
+                .execute([OWN_DOMAINS_KEY, text.as_str()])?;
+            tx.append(NewEvent::new(
+                EventKind::SettingsChanged,
+                Outcome::Ok,
+                None,
+                serde_json::json!({ "key": OWN_DOMAINS_KEY, "old": old, "new": normalized, "by": by }),
+            ))?;
+            Ok(normalized)
+        })
         .await
 }

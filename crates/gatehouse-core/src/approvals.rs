@@ -79,6 +79,18 @@ pub struct ConsentRequest {
     pub resources: Vec<String>,
     pub state: Option<String>,
     pub code_challenge: String,
+    /// RFC 9396 `authorization_details`, as validated (absent for a plain consent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_details: Option<serde_json::Value>,
+    /// One plain-language line per authorization detail, rendered when the request was filed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub summary: Vec<String>,
+    /// Warnings shown with the request (e.g. a recipient outside the person's own domains).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// The person's own domains when the request was filed: what the warnings were computed from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub own_domains: Vec<String>,
 }
 
 /// A person's answer.
@@ -208,12 +220,12 @@ impl ApprovalView {
             redirect_host: Some(req.redirect_host),
             scopes: req.scopes,
             resources: req.resources,
-            authorization_details: None,
+            authorization_details: req.authorization_details,
             binding_message: None,
             via: None,
             user_code: None,
-            summary: Vec::new(),
-            warnings: Vec::new(),
+            summary: req.summary,
+            warnings: req.warnings,
             created_at: row.created_at,
             expires_at: row.expires_at,
         })
@@ -303,6 +315,8 @@ impl Broker {
                 "redirect_host": req.redirect_host,
                 "scopes": req.scopes,
                 "resources": req.resources,
+                "summary": req.summary,
+                "warnings": req.warnings,
                 "expires_at": row.expires_at,
             }),
         ))?;

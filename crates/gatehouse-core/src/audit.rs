@@ -17,6 +17,7 @@ use crate::clock::Millis;
 pub enum EventKind {
     AgentRegistered,
     AgentRevoked,
+    SettingsChanged,
     ConsentRequested,
     ConsentApproved,
     ConsentDenied,
@@ -41,6 +42,7 @@ impl EventKind {
         match self {
             EventKind::AgentRegistered => "agent.registered",
             EventKind::AgentRevoked => "agent.revoked",
+            EventKind::SettingsChanged => "settings.changed",
             EventKind::ConsentRequested => "consent.requested",
             EventKind::ConsentApproved => "consent.approved",
             EventKind::ConsentDenied => "consent.denied",

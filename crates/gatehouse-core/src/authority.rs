@@ -15,7 +15,7 @@ use crate::approvals::{Broker, ConsentRequest};
 use crate::audit::{EventKind, NewEvent, Outcome};
 use crate::clock::{Clock, Millis};
 use crate::oauth::registration::{self, ClientMetadata, RegistrationRequest};
-use crate::oauth::{ClientCredentials, ErrorCode, OAuthError, pkce, redirect, scope};
+use crate::oauth::{ClientCredentials, ErrorCode, OAuthError, pkce, rar, redirect, scope};
 use crate::policy;
 use crate::secret::{Secret, SecretKind, TokenHash, hashes_equal, random_id};
 use crate::store::agents::{self, Agent};
@@ -68,6 +68,8 @@ pub struct AuthorizeParams {
     pub code_challenge_method: Option<String>,
     pub resource: Vec<String>,
     pub prompt: Option<String>,
+    /// RFC 9396 `authorization_details`, raw (a JSON array).
+    pub authorization_details: Option<String>,
     /// A parameter that appeared more than once (RFC 6749 §3.1 forbids it), if any.
     pub repeated: Option<String>,
 }
@@ -122,6 +124,8 @@ pub struct TokenResponse {
     pub expires_in: i64,
     pub refresh_token: Option<Secret>,
     pub scope: String,
+    /// The RFC 9396 details the access token carries.
+    pub authorization_details: Option<serde_json::Value>,
 }
 
 /// RFC 7662 introspection response.
@@ -512,6 +516,9 @@ impl Authority {
                 "state is too long",
             ));
         }
+        if let Some(raw) = &p.authorization_details {
+            rar::parse(raw)?;
+        }
         Ok((scopes, resources))
     }
 
@@ -524,6 +531,21 @@ impl Authority {
         resources: Vec<String>,
         p: &AuthorizeParams,
     ) -> Result<AuthorizeOutcome, OAuthError> {
+        // Details are shown with the person's own domains as they are now; both go into the
+        // request, so the approval's hash covers exactly what was shown.
+        let details = p
+            .authorization_details
+            .as_deref()
+            .map(rar::parse)
+            .transpose()?;
+        let own_domains = match &details {
+            Some(_) => self.store.read(crate::admin::read_own_domains).await?,
+            None => Vec::new(),
+        };
+        let (summary, warnings) = details
+            .as_deref()
+            .map(|d| rar::render_all(d, &own_domains))
+            .unwrap_or_default();
         let req = ConsentRequest {
             client_id: agent.client_id.clone(),
             client_name: agent.client_name.clone(),
@@ -535,6 +557,10 @@ impl Authority {
             resources,
             state: p.state.clone(),
             code_challenge: p.code_challenge.clone().unwrap_or_default(),
+            authorization_details: details.as_deref().map(rar::to_json),
+            summary,
+            warnings,
+            own_domains,
         };
         let prompt_none = p
             .prompt
@@ -557,15 +583,20 @@ impl Authority {
             .store
             .write(move |tx| -> Result<Began, OAuthError> {
                 let now = tx.now();
-                let remembered = consents::find_covering(
-                    tx.conn(),
-                    &r.client_id,
-                    &r.redirect_host,
-                    &r.scopes,
-                    &r.resources,
-                    &session_id,
-                    now,
-                )?;
+                // Authorization details describe one action each: a remembered consent covers
+                // scopes, never them, so a request with details always asks.
+                let remembered = match r.authorization_details {
+                    Some(_) => None,
+                    None => consents::find_covering(
+                        tx.conn(),
+                        &r.client_id,
+                        &r.redirect_host,
+                        &r.scopes,
+                        &r.resources,
+                        &session_id,
+                        now,
+                    )?,
+                };
                 if let Some(consent) = remembered {
                     let grant_id = grants::insert(
                         tx.conn(),
@@ -734,6 +765,9 @@ impl Authority {
                             return Ok(false);
                         }
                         let grant_id = grants::insert(tx.conn(), &r.client_id, &granted, &r.resources, Some(&id), None, now)?;
+                        if let Some(details) = &r.authorization_details {
+                            grants::set_authorization_details(tx.conn(), grant_id, details)?;
+                        }
                         let code = NewCode {
                             grant_id,
                             client_id: &r.client_id,
@@ -870,7 +904,7 @@ impl Authority {
         let client_id = agent.client_id.clone();
         let outcome = self
             .store
-            .write(move |tx| -> Result<Result<(String, i64), OAuthError>, OAuthError> {
+            .write(move |tx| -> Result<Result<(String, Option<serde_json::Value>), OAuthError>, OAuthError> {
                 let now = tx.now();
                 let invalid = |why: &str| OAuthError::new(ErrorCode::InvalidGrant, why);
                 let Some(stored) = grants::get_code(tx.conn(), &code_hash)? else {
@@ -921,15 +955,16 @@ impl Authority {
                 }
                 let audience = if requested_resources.is_empty() { grant.resources.clone() } else { requested_resources };
                 issue(tx, &grant, &client_id, &grant.scopes, &audience, &access_hash, refresh_hash.as_ref(), now + access_ttl, now + refresh_ttl, "authorization_code")?;
-                Ok(Ok((grant.scopes.join(" "), now)))
+                Ok(Ok((grant.scopes.join(" "), grant.authorization_details.clone())))
             })
             .await?;
-        let (scope, _) = outcome?;
+        let (scope, authorization_details) = outcome?;
         Ok(TokenResponse {
             access_token: access,
             expires_in: secs(access_ttl),
             refresh_token: refresh,
             scope,
+            authorization_details,
         })
     }
 
@@ -959,9 +994,9 @@ impl Authority {
         let (access_hash, refresh_hash) = (access.hash(), refresh.hash());
         let access_ttl = ms(self.config.access_ttl);
         let client_id = agent.client_id.clone();
-        let scope = self
+        let (scope, authorization_details) = self
             .store
-            .write(move |tx| -> Result<Result<String, OAuthError>, OAuthError> {
+            .write(move |tx| -> Result<Result<(String, Option<serde_json::Value>), OAuthError>, OAuthError> {
                 let now = tx.now();
                 let invalid = |why: &str| OAuthError::new(ErrorCode::InvalidGrant, why);
                 let old = tokens::get(tx.conn(), &old_hash)?.filter(|t| t.kind == TokenKind::Refresh && t.client_id == client_id);
@@ -1021,6 +1056,11 @@ impl Authority {
                     &NewToken { kind: TokenKind::Refresh, grant_id: grant.id, client_id: &client_id, scopes: &old.scopes, audience: &old.audience, expires_at: old.expires_at },
                     now,
                 )?;
+                // A refresh keeps the details the grant was approved with (RFC 9396 §7).
+                if let Some(details) = &grant.authorization_details {
+                    tokens::set_authorization_details(tx.conn(), &access_hash, details)?;
+                    tokens::set_authorization_details(tx.conn(), &refresh_hash, details)?;
+                }
                 agents::touch(tx.conn(), &client_id, now)?;
                 tx.append(NewEvent::new(
                     EventKind::TokenRefreshed,
@@ -1036,7 +1076,7 @@ impl Authority {
                         "expires_at": now + access_ttl,
                     }),
                 ))?;
-                Ok(Ok(scopes.join(" ")))
+                Ok(Ok((scopes.join(" "), grant.authorization_details.clone())))
             })
             .await??;
         Ok(TokenResponse {
@@ -1044,6 +1084,7 @@ impl Authority {
             expires_in: secs(access_ttl),
             refresh_token: Some(refresh),
             scope,
+            authorization_details,
         })
     }
 
@@ -1272,6 +1313,12 @@ fn issue(
             },
             now,
         )?;
+    }
+    if let Some(details) = &grant.authorization_details {
+        tokens::set_authorization_details(conn, access, details)?;
+        if let Some(r) = refresh {
+            tokens::set_authorization_details(conn, r, details)?;
+        }
     }
     agents::touch(conn, client_id, now)?;
     tx.append(NewEvent::new(

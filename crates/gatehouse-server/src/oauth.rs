@@ -199,6 +199,7 @@ pub(crate) async fn metadata(State(state): State<AppState>) -> Response {
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "authorization_response_iss_parameter_supported": true,
         "prompt_values_supported": ["none", "consent"],
+        "authorization_details_types_supported": gatehouse_core::oauth::rar::TYPES,
         "service_documentation": "https://github.com/gatehouse-app/gatehouse#readme",
     });
     (StatusCode::OK, Json(body)).into_response()
@@ -304,6 +305,7 @@ async fn authorize(state: AppState, p: Params) -> Response {
         code_challenge_method: p.one("code_challenge_method"),
         resource: p.all("resource"),
         prompt: p.one("prompt"),
+        authorization_details: p.one("authorization_details"),
         repeated: p.repeated(&["resource"]),
     };
     match state.authority.authorize(params).await {
@@ -369,6 +371,9 @@ pub(crate) async fn token(
     });
     if let Some(r) = &t.refresh_token {
         body["refresh_token"] = r.expose().into();
+    }
+    if let Some(d) = &t.authorization_details {
+        body["authorization_details"] = d.clone();
     }
     Ok(json_ok(StatusCode::OK, body))
 }

@@ -19,9 +19,11 @@ pub struct Grant {
     pub created_at: Millis,
     pub revoked_at: Option<Millis>,
     pub revoked_reason: Option<String>,
+    /// RFC 9396 `authorization_details` the person approved (a JSON array), if any.
+    pub authorization_details: Option<serde_json::Value>,
 }
 
-const COLUMNS: &str = "id, client_id, scopes, resources, approval_id, consent_id, created_at, revoked_at, revoked_reason";
+const COLUMNS: &str = "id, client_id, scopes, resources, approval_id, consent_id, created_at, revoked_at, revoked_reason, authorization_details";
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Grant> {
     Ok(Grant {
@@ -34,7 +36,33 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Grant> {
         created_at: r.get(6)?,
         revoked_at: r.get(7)?,
         revoked_reason: r.get(8)?,
+        authorization_details: parse_details(r.get(9)?, 9)?,
     })
+}
+
+/// Reads a stored `authorization_details` column (JSON text, or NULL).
+pub(crate) fn parse_details(
+    text: Option<String>,
+    col: usize,
+) -> rusqlite::Result<Option<serde_json::Value>> {
+    text.map(|t| {
+        serde_json::from_str(&t).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(col, rusqlite::types::Type::Text, Box::new(e))
+        })
+    })
+    .transpose()
+}
+
+/// Records the RFC 9396 `authorization_details` a grant was approved with (call right after
+/// [`insert`], in the same transaction).
+pub fn set_authorization_details(
+    conn: &Connection,
+    grant_id: i64,
+    details: &serde_json::Value,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE grants SET authorization_details = ?2 WHERE id = ?1")?
+        .execute(params![grant_id, details.to_string()])?;
+    Ok(())
 }
 
 pub fn insert(

@@ -139,6 +139,18 @@ pub fn revoke(conn: &Connection, hash: &TokenHash, now: Millis) -> rusqlite::Res
     Ok(n == 1)
 }
 
+/// Records the RFC 9396 `authorization_details` a token carries (its grant's; call right after
+/// [`insert`], in the same transaction).
+pub fn set_authorization_details(
+    conn: &Connection,
+    hash: &TokenHash,
+    details: &serde_json::Value,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE tokens SET authorization_details = ?2 WHERE token_hash = ?1")?
+        .execute(params![&hash.0[..], details.to_string()])?;
+    Ok(())
+}
+
 /// Records when a token was last used (batched by the caller; no audit event per use).
 pub fn record_use(conn: &Connection, hash: &TokenHash, at: Millis) -> rusqlite::Result<()> {
     conn.prepare_cached("UPDATE tokens SET last_used_at = ?2 WHERE token_hash = ?1 AND (last_used_at IS NULL OR last_used_at < ?2)")?
