@@ -115,6 +115,21 @@ inactive for every token, and every policy decision is a denial. Nothing is revo
     /// Lift `gatehouse pause`: agents can use their tokens and ask again.
     #[command(after_help = "Example:\n  gatehouse resume")]
     Resume(PauseArgs),
+
+    /// Your own email domains: recipients outside them are flagged when an agent asks to send.
+    #[command(
+        long_about = "Your own email domains. When an agent asks to send a message \
+(authorization_details of type message_send), every recipient outside these domains (or their \
+subdomains) is named in the approval as outside your domain, so an email to the wrong, external \
+Alex stands out. With no domain set, approvals ask you to check the recipients. Changes are \
+audited (settings.changed) and apply to requests filed afterwards.",
+        after_help = "Examples:\n  gatehouse domains add example.com\n  \
+gatehouse domains list --json\n  gatehouse domains rm old-example.org"
+    )]
+    Domains {
+        #[command(subcommand)]
+        command: DomainsCommand,
+    },
 }
 
 impl Command {
@@ -333,6 +348,37 @@ pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
         ));
     }
     Ok(addr)
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DomainsCommand {
+    /// List your own domains.
+    #[command(after_help = "Example:\n  gatehouse domains list --json")]
+    List(DomainsListArgs),
+    /// Add a domain (e.g. example.com); its subdomains count as yours too.
+    #[command(after_help = "Example:\n  gatehouse domains add example.com")]
+    Add(DomainArgs),
+    /// Remove a domain.
+    #[command(after_help = "Example:\n  gatehouse domains rm example.com")]
+    Rm(DomainArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DomainsListArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DomainArgs {
+    /// A domain name such as example.com.
+    #[arg(value_name = "DOMAIN")]
+    pub domain: String,
+
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[cfg(test)]

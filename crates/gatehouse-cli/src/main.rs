@@ -71,6 +71,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         },
         Command::Pause(args) => admin::pause::run(&data_dir, &args, true).await?,
         Command::Resume(args) => admin::pause::run(&data_dir, &args, false).await?,
+        Command::Domains { command } => admin::domains::run(&data_dir, &command).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -3,6 +3,7 @@
 
 pub mod agents;
 pub mod audit;
+pub mod domains;
 pub mod log;
 pub mod pause;
 pub mod revoke;
