@@ -4,12 +4,13 @@
 //!
 //! There is deliberately no way to decide over HTTP: only in-process channels call [`Broker::decide`].
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use crate::audit::{EventKind, NewEvent, Outcome};
 use crate::clock::{Clock, Millis};
@@ -100,6 +101,9 @@ pub struct Decision {
     /// Fewer scopes than were asked for; `None` grants all of them.
     pub scopes: Option<Vec<String>>,
     pub remember: Remember,
+    /// For an action: how many times its token may be used (`None`: one use for a token carrying
+    /// authorization details, otherwise unlimited within its short life).
+    pub uses: Option<u32>,
 }
 
 impl Decision {
@@ -108,6 +112,7 @@ impl Decision {
             approve: true,
             scopes: None,
             remember: Remember::Once,
+            uses: None,
         }
     }
     pub fn deny() -> Self {
@@ -115,6 +120,7 @@ impl Decision {
             approve: false,
             scopes: None,
             remember: Remember::Once,
+            uses: None,
         }
     }
 }
@@ -253,6 +259,8 @@ pub struct Broker {
     ttl: Duration,
     session_id: Arc<str>,
     notices: broadcast::Sender<ApprovalNotice>,
+    /// One waiter per request someone waits on: it learns the final status once decided.
+    waiters: Arc<std::sync::Mutex<HashMap<String, watch::Sender<Option<ApprovalStatus>>>>>,
 }
 
 pub(crate) fn request_hash(text: &str) -> [u8; 32] {
@@ -268,7 +276,116 @@ impl Broker {
             ttl,
             session_id,
             notices,
+            waiters: Arc::default(),
         }
+    }
+
+    /// Wakes whoever waits on `id` with its final status.
+    fn wake(&self, id: &str, status: ApprovalStatus) {
+        if let Ok(mut w) = self.waiters.lock()
+            && let Some(tx) = w.remove(id)
+        {
+            let _ = tx.send(Some(status));
+        }
+    }
+
+    /// Waits until the approval `id` is decided (or expires), at most `timeout`. Returns its
+    /// status then: still `Pending` if the time ran out first.
+    pub async fn wait(&self, id: &str, timeout: Duration) -> Result<ApprovalStatus, StoreError> {
+        let mut rx = match self.waiters.lock() {
+            Ok(mut w) => w
+                .entry(id.to_owned())
+                .or_insert_with(|| watch::channel(None).0)
+                .subscribe(),
+            Err(_) => return Err(StoreError::Closed),
+        };
+        // Registered first, read second: a decision in between is not missed.
+        let lookup = id.to_owned();
+        let row = self
+            .store
+            .read(move |c| rows::get(c, &lookup).map_err(StoreError::from))
+            .await?;
+        let Some(row) = row else {
+            return Ok(ApprovalStatus::Pending);
+        };
+        if row.status != ApprovalStatus::Pending {
+            return Ok(row.status);
+        }
+        let waited = tokio::time::timeout(timeout, rx.wait_for(Option::is_some)).await;
+        Ok(match waited {
+            Ok(Ok(status)) => status.unwrap_or(ApprovalStatus::Pending),
+            _ => ApprovalStatus::Pending,
+        })
+    }
+
+    /// Files an action approval (CIBA or device grant) inside the caller's transaction, expiring
+    /// after `ttl` (at most the broker's). Call [`Broker::announce`] after the commit if the
+    /// person must decide.
+    pub fn file_action(
+        &self,
+        tx: &mut WriteTx<'_>,
+        id: &str,
+        req: &ActionRequest,
+        ttl: Duration,
+    ) -> Result<ApprovalRow, StoreError> {
+        let now = tx.now();
+        let text = serde_json::to_string(req).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let row = ApprovalRow {
+            id: id.to_owned(),
+            kind: "action".into(),
+            client_id: req.client_id.clone(),
+            request: serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            request_hash: request_hash(&text),
+            status: ApprovalStatus::Pending,
+            created_at: now,
+            expires_at: now + ttl.min(self.ttl).as_millis() as i64,
+            decided_at: None,
+            channel: None,
+            granted_scopes: None,
+            remember: None,
+            completed_at: None,
+        };
+        rows::insert(tx.conn(), &row, &text).map_err(StoreError::classify)?;
+        tx.append(NewEvent::new(
+            EventKind::ActionRequested,
+            Outcome::Ok,
+            Some(&req.client_id),
+            serde_json::json!({
+                "approval_id": id,
+                "via": req.via,
+                "client_name": req.client_name,
+                "binding_message": req.binding_message,
+                "user_code": req.user_code,
+                "scopes": req.scopes,
+                "resources": req.resources,
+                "detail_types": detail_types(req.authorization_details.as_ref()),
+                "warnings": req.warnings,
+                "expires_at": row.expires_at,
+            }),
+        ))?;
+        Ok(row)
+    }
+
+    /// Decides an approval inside the caller's transaction, for decisions made by Gatehouse
+    /// itself (a policy rule). Call [`Broker::notify_decided`] after the commit.
+    pub(crate) fn decide_in_tx(
+        &self,
+        tx: &mut WriteTx<'_>,
+        id: &str,
+        decision: &Decision,
+        channel: &str,
+    ) -> Result<Result<ApprovalRow, DecideError>, StoreError> {
+        decide_in(tx, id, decision, channel, &self.session_id)
+    }
+
+    /// Tells approvers and waiters that `id` was decided.
+    pub fn notify_decided(&self, id: &str, status: ApprovalStatus, channel: &str) {
+        self.wake(id, status);
+        let _ = self.notices.send(ApprovalNotice::Decided {
+            id: id.to_owned(),
+            status,
+            channel: channel.to_owned(),
+        });
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<ApprovalNotice> {
@@ -373,6 +490,7 @@ impl Broker {
             .await?;
         match &result {
             Ok(row) => {
+                self.wake(&row.id, row.status);
                 let _ = self.notices.send(ApprovalNotice::Decided {
                     id: row.id.clone(),
                     status: row.status,
@@ -380,6 +498,7 @@ impl Broker {
                 });
             }
             Err(DecideError::Expired) => {
+                self.wake(&id_for_notice, ApprovalStatus::Expired);
                 let _ = self.notices.send(ApprovalNotice::Decided {
                     id: id_for_notice,
                     status: ApprovalStatus::Expired,
@@ -423,6 +542,7 @@ impl Broker {
             })
             .await?;
         if expired {
+            self.wake(id, ApprovalStatus::Expired);
             let _ = self.notices.send(ApprovalNotice::Decided {
                 id: id.to_owned(),
                 status: ApprovalStatus::Expired,
@@ -433,7 +553,7 @@ impl Broker {
     }
 }
 
-fn expire_in(tx: &mut WriteTx<'_>, row: &ApprovalRow) -> Result<bool, StoreError> {
+pub(crate) fn expire_in(tx: &mut WriteTx<'_>, row: &ApprovalRow) -> Result<bool, StoreError> {
     let now = tx.now();
     let d = Decided {
         status: ApprovalStatus::Expired,
@@ -444,8 +564,13 @@ fn expire_in(tx: &mut WriteTx<'_>, row: &ApprovalRow) -> Result<bool, StoreError
     if !rows::decide(tx.conn(), &row.id, &d, now)? {
         return Ok(false);
     }
+    let kind = if row.kind == "action" {
+        EventKind::ActionExpired
+    } else {
+        EventKind::ConsentExpired
+    };
     tx.append(NewEvent::new(
-        EventKind::ConsentExpired,
+        kind,
         Outcome::Denied,
         Some(&row.client_id),
         serde_json::json!({ "approval_id": row.id, "waited_ms": now - row.created_at }),
@@ -474,6 +599,9 @@ fn decide_in(
     let text = rows::request_text(tx.conn(), id)?.unwrap_or_default();
     if !crate::secret::hashes_equal(&request_hash(&text), &row.request_hash) {
         return Ok(Err(DecideError::Tampered));
+    }
+    if row.kind == "action" {
+        return decide_action_in(tx, row, &text, decision, channel, session_id);
     }
     let req: ConsentRequest =
         serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -549,6 +677,165 @@ fn decide_in(
     row.channel = Some(channel.to_owned());
     row.decided_at = Some(now);
     row.granted_scopes = Some(granted);
+    row.remember = Some(remember.as_str().to_owned());
+    Ok(Ok(row))
+}
+
+/// The `type` of each RFC 9396 detail, in order.
+pub(crate) fn detail_types(details: Option<&serde_json::Value>) -> Vec<String> {
+    details
+        .and_then(serde_json::Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|d| d.get("type").and_then(serde_json::Value::as_str))
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// What the policy sees of an action request (and what a remembered decision covers): the detail
+/// types (or the scopes, without details) and the resources plus every detail's `locations`.
+pub(crate) fn action_targets(req: &ActionRequest) -> (Vec<String>, Vec<String>) {
+    let mut actions = detail_types(req.authorization_details.as_ref());
+    if actions.is_empty() {
+        actions = req.scopes.clone();
+    }
+    let mut resources = req.resources.clone();
+    for d in req
+        .authorization_details
+        .as_ref()
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        for loc in d
+            .get("locations")
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(serde_json::Value::as_str)
+        {
+            if !resources.iter().any(|r| r == loc) {
+                resources.push(loc.to_owned());
+            }
+        }
+    }
+    actions.dedup();
+    (actions, resources)
+}
+
+fn decide_action_in(
+    tx: &mut WriteTx<'_>,
+    mut row: ApprovalRow,
+    text: &str,
+    decision: &Decision,
+    channel: &str,
+    session_id: &str,
+) -> Result<Result<ApprovalRow, DecideError>, StoreError> {
+    let now = tx.now();
+    let id = row.id.clone();
+    let req: ActionRequest =
+        serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let took_ms = now - row.created_at;
+    let granted = if decision.approve {
+        let granted = decision
+            .scopes
+            .clone()
+            .unwrap_or_else(|| req.scopes.clone());
+        if !is_subset(&granted, &req.scopes) {
+            let extra = granted
+                .into_iter()
+                .filter(|s| !req.scopes.contains(s))
+                .collect();
+            return Ok(Err(DecideError::ScopesNotRequested(extra)));
+        }
+        Some(granted)
+    } else {
+        None
+    };
+    let status = if decision.approve {
+        ApprovalStatus::Approved
+    } else {
+        ApprovalStatus::Denied
+    };
+    let remember = decision.remember;
+    let d = Decided {
+        status,
+        channel,
+        granted_scopes: granted.as_deref(),
+        remember: Some(remember.as_str()),
+    };
+    rows::decide(tx.conn(), &id, &d, now)?;
+    if decision.approve {
+        crate::store::backchannel::set_granted_uses(tx.conn(), &id, decision.uses)?;
+    }
+    // "Remember" turns the decision into policy rules, one per (action, resource) it covered.
+    let mut rule_ids = Vec::new();
+    if remember != Remember::Once {
+        let (actions, resources) = action_targets(&req);
+        let resources = if resources.is_empty() {
+            vec!["*".to_owned()]
+        } else {
+            resources
+        };
+        let effect = if decision.approve {
+            crate::policy::Effect::Allow
+        } else {
+            crate::policy::Effect::Deny
+        };
+        let lifetime = crate::policy::Lifetime::parse(remember.as_str()).ok_or_else(|| {
+            StoreError::Corrupt(format!("no rule lifetime {}", remember.as_str()))
+        })?;
+        for action in actions
+            .iter()
+            .map(String::as_str)
+            .chain(actions.is_empty().then_some("*"))
+        {
+            for resource in &resources {
+                let spec = crate::policy::RuleSpec {
+                    agent: req.client_id.clone(),
+                    action: action.to_owned(),
+                    resource: resource.clone(),
+                    effect,
+                    lifetime,
+                };
+                match crate::policy::create_rule(tx, &spec, Some(session_id), &id)? {
+                    Ok(rule) => rule_ids.push(rule.id),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "a remembered decision could not become a rule")
+                    }
+                }
+            }
+        }
+    }
+    let (kind, outcome) = if decision.approve {
+        (EventKind::ActionApproved, Outcome::Ok)
+    } else {
+        (EventKind::ActionDenied, Outcome::Denied)
+    };
+    tx.append(NewEvent::new(
+        kind,
+        outcome,
+        Some(&row.client_id),
+        serde_json::json!({
+            "approval_id": id,
+            "via": req.via,
+            "channel": channel,
+            "decision_ms": took_ms,
+            "scopes_requested": req.scopes,
+            "scopes_granted": granted,
+            "resources": req.resources,
+            "detail_types": detail_types(req.authorization_details.as_ref()),
+            "remember": remember.as_str(),
+            "uses": decision.uses,
+            "rules_created": rule_ids,
+        }),
+    ))?;
+    row.status = status;
+    row.channel = Some(channel.to_owned());
+    row.decided_at = Some(now);
+    row.granted_scopes = granted;
     row.remember = Some(remember.as_str().to_owned());
     Ok(Ok(row))
 }

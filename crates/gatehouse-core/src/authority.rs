@@ -20,6 +20,7 @@ use crate::policy;
 use crate::secret::{Secret, SecretKind, TokenHash, hashes_equal, random_id};
 use crate::store::agents::{self, Agent};
 use crate::store::approvals::{self as approval_rows, ApprovalStatus};
+use crate::store::backchannel::BackchannelKind;
 use crate::store::grants::{self, NewCode};
 use crate::store::tokens::{self, NewToken, TokenKind};
 use crate::store::{Store, StoreError, WriteTx, consents};
@@ -114,6 +115,10 @@ pub struct TokenParams {
     pub refresh_token: Option<String>,
     pub scope: Option<String>,
     pub resource: Vec<String>,
+    /// CIBA's `auth_req_id`.
+    pub auth_req_id: Option<String>,
+    /// RFC 8628's `device_code`.
+    pub device_code: Option<String>,
     pub repeated: Option<String>,
 }
 
@@ -146,6 +151,8 @@ pub struct Introspection {
     pub aud: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorization_details: Option<serde_json::Value>,
 }
 
 impl Introspection {
@@ -159,6 +166,7 @@ impl Introspection {
             iat: None,
             aud: None,
             iss: None,
+            authorization_details: None,
         }
     }
 }
@@ -176,16 +184,16 @@ pub struct Authority {
     usage: Mutex<HashMap<TokenHash, (String, Millis)>>,
 }
 
-fn secs(ms: Millis) -> i64 {
+pub(crate) fn secs(ms: Millis) -> i64 {
     ms.div_euclid(1000)
 }
 
-fn ms(d: Duration) -> i64 {
+pub(crate) fn ms(d: Duration) -> i64 {
     d.as_millis() as i64
 }
 
 /// A rejection to record, then report.
-fn reject(
+pub(crate) fn reject(
     tx: &mut WriteTx<'_>,
     endpoint: &str,
     client_id: Option<&str>,
@@ -802,7 +810,7 @@ impl Authority {
     // ---- client authentication --------------------------------------------------------------
 
     /// Authenticates the caller of the token, revocation or introspection endpoint.
-    async fn authenticate(
+    pub(crate) async fn authenticate(
         &self,
         endpoint: &'static str,
         creds: &ClientCredentials,
@@ -867,6 +875,14 @@ impl Authority {
             )),
             Some("authorization_code") => self.exchange_code(agent, p).await,
             Some("refresh_token") => self.refresh(agent, p).await,
+            Some(registration::CIBA_GRANT) => {
+                self.backchannel_token(agent, p, BackchannelKind::Ciba)
+                    .await
+            }
+            Some(registration::DEVICE_GRANT) => {
+                self.backchannel_token(agent, p, BackchannelKind::Device)
+                    .await
+            }
             Some(other) => {
                 let err = OAuthError::new(
                     ErrorCode::UnsupportedGrantType,
@@ -1169,6 +1185,9 @@ impl Authority {
         if t.client_id != agent.client_id || !t.is_live(now) {
             return Ok(Introspection::inactive());
         }
+        if t.uses_left.is_some() && !self.spend_use(&t).await? {
+            return Ok(Introspection::inactive());
+        }
         if let Ok(mut usage) = self.usage.lock() {
             usage.insert(t.hash, (t.client_id.clone(), now));
         }
@@ -1181,6 +1200,7 @@ impl Authority {
             iat: Some(secs(t.created_at)),
             aud: (!t.audience.is_empty()).then_some(t.audience),
             iss: Some(self.config.issuer.clone()),
+            authorization_details: t.authorization_details,
         })
     }
 

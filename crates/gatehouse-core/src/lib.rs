@@ -6,6 +6,7 @@ pub mod admin;
 pub mod approvals;
 pub mod audit;
 pub mod authority;
+pub mod backchannel;
 pub mod clock;
 pub mod oauth;
 pub mod policy;

@@ -14,6 +14,10 @@ pub enum SecretKind {
     RefreshToken,
     AuthorizationCode,
     ClientSecret,
+    /// CIBA `auth_req_id`: whoever holds it collects the tokens.
+    AuthReqId,
+    /// RFC 8628 `device_code`.
+    DeviceCode,
 }
 
 impl SecretKind {
@@ -23,6 +27,8 @@ impl SecretKind {
             SecretKind::RefreshToken => "gth_rt_",
             SecretKind::AuthorizationCode => "gth_ac_",
             SecretKind::ClientSecret => "gth_cs_",
+            SecretKind::AuthReqId => "gth_ar_",
+            SecretKind::DeviceCode => "gth_dc_",
         }
     }
 }
@@ -123,6 +129,8 @@ mod tests {
             SecretKind::RefreshToken,
             SecretKind::AuthorizationCode,
             SecretKind::ClientSecret,
+            SecretKind::AuthReqId,
+            SecretKind::DeviceCode,
         ] {
             let s = Secret::generate(kind);
             assert!(s.expose().starts_with(kind.prefix()));

@@ -2,6 +2,7 @@
 //! [`Authority`], behind the local-server hardening guard (Host and Origin checks, no CORS, no
 //! framing, state changes on POST).
 
+mod backchannel;
 mod guard;
 mod oauth;
 mod pages;
@@ -56,6 +57,12 @@ pub fn router(authority: Arc<Authority>, port: u16) -> Router {
         )
         .route("/consent/{id}", get(oauth::consent_progress))
         .route("/token", post(oauth::token))
+        .route("/bc-authorize", post(backchannel::bc_authorize))
+        .route(
+            "/device_authorization",
+            post(backchannel::device_authorization),
+        )
+        .route("/device", get(backchannel::device_page))
         .route("/revoke", post(oauth::revoke))
         .route("/introspect", post(oauth::introspect))
         .fallback(oauth::not_found)

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use gatehouse_core::authority::{AuthorizeOutcome, AuthorizeParams, ConsentProgress, TokenParams};
-use gatehouse_core::oauth::registration::RegistrationRequest;
+use gatehouse_core::oauth::registration::{CIBA_GRANT, DEVICE_GRANT, RegistrationRequest};
 use gatehouse_core::oauth::{ClientCredentials, ErrorCode, OAuthError};
 
 use crate::{AppState, pages};
@@ -44,7 +44,7 @@ impl IntoResponse for ErrorResponse {
     }
 }
 
-fn no_store(mut res: Response) -> Response {
+pub(crate) fn no_store(mut res: Response) -> Response {
     res.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res.headers_mut()
@@ -52,7 +52,7 @@ fn no_store(mut res: Response) -> Response {
     res
 }
 
-fn json_ok(status: StatusCode, body: serde_json::Value) -> Response {
+pub(crate) fn json_ok(status: StatusCode, body: serde_json::Value) -> Response {
     no_store((status, Json(body)).into_response())
 }
 
@@ -61,10 +61,10 @@ fn invalid_request(msg: &str) -> ErrorResponse {
 }
 
 /// Form parameters in order, as sent. Kept as pairs so a repeated parameter can be refused.
-struct Params(Vec<(String, String)>);
+pub(crate) struct Params(Vec<(String, String)>);
 
 impl Params {
-    fn parse(raw: &str) -> Result<Self, ErrorResponse> {
+    pub(crate) fn parse(raw: &str) -> Result<Self, ErrorResponse> {
         serde_urlencoded::from_str::<Vec<(String, String)>>(raw)
             .map(Params)
             .map_err(|_| {
@@ -72,7 +72,7 @@ impl Params {
             })
     }
 
-    fn form(headers: &HeaderMap, body: &Bytes) -> Result<Self, ErrorResponse> {
+    pub(crate) fn form(headers: &HeaderMap, body: &Bytes) -> Result<Self, ErrorResponse> {
         let ct = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
@@ -99,14 +99,14 @@ impl Params {
         }
     }
 
-    fn one(&self, name: &str) -> Option<String> {
+    pub(crate) fn one(&self, name: &str) -> Option<String> {
         self.0
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.clone())
     }
 
-    fn all(&self, name: &str) -> Vec<String> {
+    pub(crate) fn all(&self, name: &str) -> Vec<String> {
         self.0
             .iter()
             .filter(|(k, _)| k == name)
@@ -115,7 +115,7 @@ impl Params {
     }
 
     /// The first parameter, other than the repeatable ones, that appears more than once.
-    fn repeated(&self, repeatable: &[&str]) -> Option<String> {
+    pub(crate) fn repeated(&self, repeatable: &[&str]) -> Option<String> {
         let mut seen: Vec<&str> = Vec::with_capacity(self.0.len());
         for (k, _) in &self.0 {
             if repeatable.contains(&k.as_str()) {
@@ -131,7 +131,10 @@ impl Params {
 }
 
 /// Client credentials from the Authorization header and the form (RFC 6749 §2.3.1).
-fn credentials(headers: &HeaderMap, params: &Params) -> Result<ClientCredentials, ErrorResponse> {
+pub(crate) fn credentials(
+    headers: &HeaderMap,
+    params: &Params,
+) -> Result<ClientCredentials, ErrorResponse> {
     let form_id = params.one("client_id");
     let form_secret = params.one("client_secret");
     let basic = headers
@@ -192,7 +195,11 @@ pub(crate) async fn metadata(State(state): State<AppState>) -> Response {
         "scopes_supported": [],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "grant_types_supported": ["authorization_code", "refresh_token", CIBA_GRANT, DEVICE_GRANT],
+        "backchannel_authentication_endpoint": format!("{iss}/bc-authorize"),
+        "backchannel_token_delivery_modes_supported": ["poll"],
+        "backchannel_user_code_parameter_supported": false,
+        "device_authorization_endpoint": format!("{iss}/device_authorization"),
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post"],
         "revocation_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post"],
@@ -360,6 +367,8 @@ pub(crate) async fn token(
         refresh_token: p.one("refresh_token"),
         scope: p.one("scope"),
         resource: p.all("resource"),
+        auth_req_id: p.one("auth_req_id"),
+        device_code: p.one("device_code"),
         repeated: p.repeated(&["resource"]),
     };
     let t = state.authority.token(params, creds).await?;

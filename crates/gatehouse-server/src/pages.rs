@@ -57,3 +57,22 @@ pub(crate) fn waiting(agent: &str, seconds_left: i64) -> Response {
     );
     page(StatusCode::OK, "Waiting for your decision", &body, Some(2))
 }
+
+/// The RFC 8628 verification page. It cannot approve anything: it sends the person to Gatehouse.
+pub(crate) fn device(user_code: Option<&str>) -> Response {
+    let code = match user_code {
+        Some(c) => format!(
+            "<p>The agent shows the code <strong><code>{}</code></strong>. Check that the request in \
+             Gatehouse shows the same code before you approve it.</p>",
+            escape(c)
+        ),
+        None => "<p>Check that the code the agent shows is the code on the request in Gatehouse \
+                 before you approve it.</p>"
+            .into(),
+    };
+    let body = format!(
+        "<p>Approve or deny the agent's request in Gatehouse (the app or the terminal running \
+         <code>gatehouse serve</code>); this page cannot approve anything.</p>{code}"
+    );
+    page(StatusCode::OK, "Approve in Gatehouse", &body, None)
+}

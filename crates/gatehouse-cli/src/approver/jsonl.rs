@@ -269,11 +269,12 @@ async fn handle_line(broker: &Broker, out: &Output, line: &str) {
             return;
         }
     };
-    // `uses` is validated above; the broker's `Decision` has no use limit to carry it yet, so an
-    // action token keeps the server's default (one use) until it does.
-    let _ = cmd.uses;
+    let decision = Decision {
+        uses: cmd.uses,
+        ..cmd.decision
+    };
     // Success is reported by the watch as `approval_decided`, the same way as any other channel's.
-    if let Err(e) = broker.decide(&cmd.id, cmd.decision, CHANNEL).await {
+    if let Err(e) = broker.decide(&cmd.id, decision, CHANNEL).await {
         out.json_line(&error(Some(&cmd.id), &e.to_string()));
     }
 }

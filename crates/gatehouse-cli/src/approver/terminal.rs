@@ -510,7 +510,8 @@ mod tests {
             Step::Decide(Decision {
                 approve: true,
                 scopes: None,
-                remember: Remember::Always
+                remember: Remember::Always,
+                uses: None,
             })
         );
     }
@@ -526,7 +527,8 @@ mod tests {
             Step::Decide(Decision {
                 approve: true,
                 scopes: Some(vec!["a".into(), "c".into()]),
-                remember: Remember::OneHour
+                remember: Remember::OneHour,
+                uses: None,
             })
         );
     }
@@ -543,7 +545,8 @@ mod tests {
             Step::Decide(Decision {
                 approve: true,
                 scopes: Some(vec![]),
-                remember: Remember::Once
+                remember: Remember::Once,
+                uses: None,
             })
         );
     }

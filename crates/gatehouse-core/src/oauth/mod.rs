@@ -33,6 +33,12 @@ pub enum ErrorCode {
     UnsupportedTokenType,
     /// RFC 9396 §5: an `authorization_details` value is malformed or of an unknown type.
     InvalidAuthorizationDetails,
+    /// CIBA §11 and RFC 8628 §3.5: the person has not decided yet.
+    AuthorizationPending,
+    /// CIBA §11 and RFC 8628 §3.5: polling faster than the interval.
+    SlowDown,
+    /// CIBA §11 and RFC 8628 §3.5: the request expired before it was decided.
+    ExpiredToken,
 }
 
 impl ErrorCode {
@@ -54,6 +60,9 @@ impl ErrorCode {
             ErrorCode::InvalidClientMetadata => "invalid_client_metadata",
             ErrorCode::UnsupportedTokenType => "unsupported_token_type",
             ErrorCode::InvalidAuthorizationDetails => "invalid_authorization_details",
+            ErrorCode::AuthorizationPending => "authorization_pending",
+            ErrorCode::SlowDown => "slow_down",
+            ErrorCode::ExpiredToken => "expired_token",
         }
     }
 }

@@ -6,7 +6,16 @@ use serde::{Deserialize, Serialize};
 use super::{ErrorCode, OAuthError, redirect, scope};
 
 /// Grant types a client may register.
-pub const GRANT_TYPES: &[&str] = &["authorization_code", "refresh_token"];
+pub const GRANT_TYPES: &[&str] = &[
+    "authorization_code",
+    "refresh_token",
+    CIBA_GRANT,
+    DEVICE_GRANT,
+];
+/// OpenID CIBA (poll mode); confidential clients only.
+pub const CIBA_GRANT: &str = "urn:openid:params:grant-type:ciba";
+/// RFC 8628 device authorization grant.
+pub const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 /// Client authentication methods Gatehouse supports.
 pub const AUTH_METHODS: &[&str] = &["none", "client_secret_basic", "client_secret_post"];
 
@@ -86,10 +95,22 @@ pub fn validate(req: RegistrationRequest) -> Result<ClientMetadata, OAuthError> 
         .find(|g| !GRANT_TYPES.contains(&g.as_str()))
     {
         return Err(bad_metadata(format!(
-            "grant type {g:?} is not supported; use authorization_code and refresh_token"
+            "grant type {g:?} is not supported; use authorization_code, refresh_token, {CIBA_GRANT} or {DEVICE_GRANT}"
         )));
     }
-    let response_types = req.response_types.unwrap_or_else(|| vec!["code".into()]);
+    if auth_method == "none" && grant_types.iter().any(|g| g == CIBA_GRANT) {
+        return Err(bad_metadata(
+            "the CIBA grant is for confidential clients: register client_secret_basic or client_secret_post",
+        ));
+    }
+    let has_code = grant_types.iter().any(|g| g == "authorization_code");
+    let response_types = req.response_types.unwrap_or_else(|| {
+        if has_code {
+            vec!["code".into()]
+        } else {
+            Vec::new()
+        }
+    });
     if response_types.iter().any(|r| r != "code") {
         return Err(bad_metadata("only the response type \"code\" is supported"));
     }
@@ -204,6 +225,15 @@ mod tests {
                 Some(ErrorCode::InvalidRedirectUri),
             ),
             (serde_json::json!({}), Some(ErrorCode::InvalidRedirectUri)),
+            (serde_json::json!({ "grant_types": [CIBA_GRANT] }), None),
+            (
+                serde_json::json!({ "grant_types": [CIBA_GRANT], "token_endpoint_auth_method": "none" }),
+                Some(ErrorCode::InvalidClientMetadata),
+            ),
+            (
+                serde_json::json!({ "grant_types": [DEVICE_GRANT], "token_endpoint_auth_method": "none" }),
+                None,
+            ),
             (
                 serde_json::json!({ "redirect_uris": ["http://example.com/cb"] }),
                 Some(ErrorCode::InvalidRedirectUri),

@@ -8,6 +8,7 @@
 
 pub mod agents;
 pub mod approvals;
+pub mod backchannel;
 pub mod consents;
 pub mod grants;
 pub mod rules;
@@ -33,6 +34,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0002_actions_rules_backchannel",
         include_str!("../../migrations/0002_actions_rules_backchannel.sql"),
+    ),
+    (
+        "0003_approval_uses",
+        include_str!("../../migrations/0003_approval_uses.sql"),
     ),
 ];
 

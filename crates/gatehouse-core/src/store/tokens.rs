@@ -39,15 +39,22 @@ pub struct Token {
     pub rotated_at: Option<Millis>,
     pub revoked_at: Option<Millis>,
     pub last_used_at: Option<Millis>,
+    /// Uses left for a use-limited token (an approved action); `None` means unlimited.
+    pub uses_left: Option<i64>,
+    /// The RFC 9396 details the token carries, as granted.
+    pub authorization_details: Option<serde_json::Value>,
 }
 
 impl Token {
     pub fn is_live(&self, now: Millis) -> bool {
-        self.revoked_at.is_none() && self.rotated_at.is_none() && now < self.expires_at
+        self.revoked_at.is_none()
+            && self.rotated_at.is_none()
+            && now < self.expires_at
+            && self.uses_left.is_none_or(|n| n > 0)
     }
 }
 
-const COLUMNS: &str = "token_hash, kind, grant_id, client_id, scopes, audience, created_at, expires_at, rotated_at, revoked_at, last_used_at";
+const COLUMNS: &str = "token_hash, kind, grant_id, client_id, scopes, audience, created_at, expires_at, rotated_at, revoked_at, last_used_at, uses_left, authorization_details";
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Token> {
     let hash: Vec<u8> = r.get(0)?;
@@ -71,6 +78,10 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Token> {
         rotated_at: r.get(8)?,
         revoked_at: r.get(9)?,
         last_used_at: r.get(10)?,
+        uses_left: r.get(11)?,
+        authorization_details: r
+            .get::<_, Option<String>>(12)?
+            .and_then(|s| serde_json::from_str(&s).ok()),
     })
 }
 
