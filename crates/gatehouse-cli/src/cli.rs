@@ -76,6 +76,26 @@ and any pending approval, all at once and in one audited step. Works while the s
     )]
     Revoke(RevokeArgs),
 
+    /// List what agents asked you, newest first: pending requests and their history.
+    #[command(
+        long_about = "List what agents asked you, newest first: consent and action requests, \
+still pending or already decided, with who or what decided them (terminal, jsonl, timeout...) and \
+how long that took. Read-only; works while the server is running.",
+        after_help = "Examples:\n  gatehouse approvals --pending\n  \
+gatehouse approvals --json --limit 200 | jq '.[] | select(.status == \"denied\")'"
+    )]
+    Approvals(ApprovalsArgs),
+
+    /// A guided tour: a demo agent registers, asks consent, then asks to send an email.
+    #[command(
+        long_about = "A guided tour for newcomers. With `gatehouse serve` running in another \
+terminal, a demo agent registers itself, asks your consent (approve it in the serve terminal), \
+then asks approval to email a confidential deck to an external address through OpenID CIBA, and \
+narrates each step. It never sends any email.",
+        after_help = "Example (two terminals):\n  gatehouse serve\n  gatehouse demo-agent"
+    )]
+    DemoAgent(DemoAgentArgs),
+
     /// Work with the tamper-evident audit log.
     Audit {
         #[command(subcommand)]
@@ -211,6 +231,31 @@ pub struct AgentsArgs {
     #[arg(long)]
     pub json: bool,
 }
+
+#[derive(Debug, Args)]
+pub struct ApprovalsArgs {
+    /// Print a JSON array instead of a table.
+    #[arg(long)]
+    pub json: bool,
+
+    /// How many of the newest approvals to list.
+    #[arg(short = 'n', long, default_value_t = 20, value_name = "N")]
+    pub limit: usize,
+
+    /// Only requests still waiting for a decision.
+    #[arg(long)]
+    pub pending: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoAgentArgs {
+    /// The Gatehouse server to talk to (its issuer URL, as `gatehouse serve` prints it).
+    #[arg(long, value_name = "URL", default_value = DEFAULT_ISSUER)]
+    pub issuer: String,
+}
+
+/// Where `gatehouse serve` listens when started with its defaults.
+pub const DEFAULT_ISSUER: &str = "http://127.0.0.1:8737";
 
 #[derive(Debug, Args)]
 pub struct RevokeArgs {

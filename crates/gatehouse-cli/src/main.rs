@@ -4,6 +4,7 @@
 mod admin;
 mod approver;
 mod cli;
+mod demo;
 mod display;
 mod input;
 mod logging;
@@ -61,6 +62,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Log(args) => admin::log::run(&data_dir, &args).await?,
         Command::Agents(args) => admin::agents::run(&data_dir, &args).await?,
         Command::Revoke(args) => admin::revoke::run(&data_dir, &args).await?,
+        Command::Approvals(args) => admin::approvals::run(&data_dir, &args).await?,
+        Command::DemoAgent(args) => return demo::run(&args).await,
         Command::Audit {
             command: AuditCommand::Verify(args),
         } => return admin::audit::verify(&data_dir, &args).await,

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::approvals::ApprovalView;
 use crate::audit::{self, Event, EventFilter, EventKind, NewEvent, Outcome, Verification};
 use crate::clock::Millis;
 use crate::policy::{self, Lifetime, RuleSpec};
@@ -106,6 +107,60 @@ pub async fn revoke_agent(
             Ok(summary)
         })
         .await
+}
+
+/// An approval as `gatehouse approvals` lists it: what was asked, and what became of it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApprovalOverview {
+    #[serde(flatten)]
+    pub view: ApprovalView,
+    pub status: ApprovalStatus,
+    /// Which channel decided (`terminal`, `jsonl`, `timeout`, ...).
+    pub channel: Option<String>,
+    pub decided_at: Option<Millis>,
+    /// How long the person (or the clock) took to decide.
+    pub decided_after_ms: Option<Millis>,
+    pub granted_scopes: Option<Vec<String>>,
+    pub remember: Option<String>,
+}
+
+/// The newest approvals, newest first; with `pending_only`, only those still waiting.
+/// Rows that cannot be presented are left out (and logged), not fatal.
+pub async fn approvals_overview(
+    store: &Store,
+    limit: usize,
+    pending_only: bool,
+) -> Result<Vec<ApprovalOverview>, StoreError> {
+    let rows = store
+        .read(move |c| {
+            if pending_only {
+                let mut rows = approval_rows::pending(c)?;
+                rows.reverse();
+                rows.truncate(limit);
+                Ok(rows)
+            } else {
+                approval_rows::list_recent(c, limit).map_err(StoreError::from)
+            }
+        })
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|row| match ApprovalView::from_row(&row) {
+            Ok(view) => Some(ApprovalOverview {
+                view,
+                status: row.status,
+                decided_after_ms: row.decided_at.map(|at| at - row.created_at),
+                channel: row.channel,
+                decided_at: row.decided_at,
+                granted_scopes: row.granted_scopes,
+                remember: row.remember,
+            }),
+            Err(e) => {
+                tracing::error!(error = %e, "skipping an approval that cannot be presented");
+                None
+            }
+        })
+        .collect())
 }
 
 /// A page of the audit log, newest first.

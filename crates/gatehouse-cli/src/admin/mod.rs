@@ -2,6 +2,7 @@
 //! a running server (SQLite takes care of sharing it) and never take the server's lock.
 
 pub mod agents;
+pub mod approvals;
 pub mod audit;
 pub mod domains;
 pub mod log;

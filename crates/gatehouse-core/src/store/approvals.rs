@@ -109,6 +109,16 @@ pub fn pending(conn: &Connection) -> rusqlite::Result<Vec<ApprovalRow>> {
     rows.collect()
 }
 
+/// The newest `limit` approvals, whatever their status, newest first (for `gatehouse approvals`).
+pub fn list_recent(conn: &Connection, limit: usize) -> rusqlite::Result<Vec<ApprovalRow>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM approvals ORDER BY created_at DESC, rowid DESC LIMIT ?1"
+    ))?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = stmt.query_map([limit], from_row)?;
+    rows.collect()
+}
+
 /// Pending approvals whose time is up.
 pub fn due(conn: &Connection, now: Millis) -> rusqlite::Result<Vec<ApprovalRow>> {
     let mut stmt =
