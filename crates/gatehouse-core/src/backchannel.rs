@@ -114,6 +114,7 @@ impl Authority {
         }
         let checked = self
             .check_request(&agent, &p, CIBA_GRANT)
+            .await
             .and_then(|asked| {
                 if p.login_hint.as_deref().is_none_or(str::is_empty) {
                     return Err(invalid_request(
@@ -136,7 +137,7 @@ impl Authority {
         creds: ClientCredentials,
     ) -> Result<BackchannelAck, OAuthError> {
         let agent = self.authenticate("device_authorization", &creds).await?;
-        let asked = match self.check_request(&agent, &p, DEVICE_GRANT) {
+        let asked = match self.check_request(&agent, &p, DEVICE_GRANT).await {
             Ok(a) => a,
             Err(e) => return Err(self.refuse("device_authorization", &agent, e).await),
         };
@@ -155,7 +156,7 @@ impl Authority {
         }
     }
 
-    fn check_request(
+    async fn check_request(
         &self,
         agent: &Agent,
         p: &BackchannelParams,
@@ -194,7 +195,9 @@ impl Authority {
         let (details, summary, warnings) = match p.authorization_details.as_deref() {
             Some(raw) => {
                 let parsed = rar::parse(raw)?;
-                let (summary, warnings) = rar::render_all(&parsed, &self.own_domains());
+                // Rendered against the person's own domains now: the approval's hash covers it.
+                let own_domains = self.store().read(crate::admin::read_own_domains).await?;
+                let (summary, warnings) = rar::render_all(&parsed, &own_domains);
                 (Some(rar::to_json(&parsed)), summary, warnings)
             }
             None => {
@@ -244,11 +247,6 @@ impl Authority {
             binding_message,
             ttl,
         })
-    }
-
-    /// The person's own email domains, for flagging external recipients.
-    fn own_domains(&self) -> Vec<String> {
-        Vec::new()
     }
 
     async fn file(
