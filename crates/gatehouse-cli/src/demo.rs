@@ -278,19 +278,20 @@ pub async fn run(args: &DemoAgentArgs) -> Result<ExitCode> {
                 if to.as_str().starts_with(&redirect_uri) {
                     break to;
                 }
-                next = to.to_string();
-            }
-            StatusCode::OK => {
-                if !told {
-                    let id = next.rsplit('/').next().unwrap_or("");
+                if !told && to.path().starts_with("/consent/") {
+                    let id = to.path().rsplit('/').next().unwrap_or("");
                     say(format!(
-                        "  Gatehouse never shows consent in a browser. It filed request {id}."
+                        "  Gatehouse never shows consent in a browser: it filed request {id} and \
+                         sent the browser to a waiting page."
                     ));
                     say(
                         "  >> Now approve it in the terminal running `gatehouse serve`. Waiting...",
                     );
                     told = true;
                 }
+                next = to.to_string();
+            }
+            StatusCode::OK => {
                 if started.elapsed() > PATIENCE {
                     bail!("gave up waiting for the consent decision");
                 }
@@ -305,6 +306,9 @@ pub async fn run(args: &DemoAgentArgs) -> Result<ExitCode> {
             }
         }
     };
+    if !told {
+        say("  Gatehouse remembered an earlier consent for this agent, so it did not ask again.");
+    }
     // Deliver the redirect to the agent's own listener, the way a browser would.
     let _ = http.get(callback.as_str()).send().await;
     let params = tokio::time::timeout(Duration::from_secs(10), code_rx)
@@ -401,7 +405,10 @@ pub async fn run(args: &DemoAgentArgs) -> Result<ExitCode> {
         auth_req_id.chars().take(10).collect::<String>()
     ));
     say(
-        "  >> Approve or deny it in the terminal running `gatehouse serve`. Note the warning about Alex.",
+        "  >> Approve or deny it in the terminal running `gatehouse serve`. Look at the recipient:",
+    );
+    say(
+        "     Gatehouse warns when it is outside your own domains (set them with `gatehouse domains add`).",
     );
     let started = Instant::now();
     let mut polls = 0u32;
@@ -476,6 +483,21 @@ pub async fn run(args: &DemoAgentArgs) -> Result<ExitCode> {
         );
     } else {
         say("  Note: the token's details differ from what the agent asked for (see above).");
+    }
+    // A service checks a token by introspecting it, and each check counts as a use: a token for
+    // one approved action is good for one use.
+    let (_, again) = agent.post(&introspect_url, &[("token", access)]).await?;
+    if again["active"] == false {
+        say(
+            "  Each check of the token counts as a use (that is how the mail service would check it),",
+        );
+        say(
+            "  and a token for one approved action is good for one use: checked again, it is already inactive.",
+        );
+    } else {
+        say(
+            "  Checked again, the token is still active (this approval allowed more than one use).",
+        );
     }
     say("\nDone. The demo agent did not send any email: it only showed how approval works.");
     say("See it all in the audit log: `gatehouse log`, and the requests: `gatehouse approvals`.");
