@@ -225,6 +225,67 @@ async fn no_secret_handed_out_is_stored_in_the_data_dir_or_logged() {
         "expired consent: {to_client}"
     );
 
+    // CIBA and the device grant: the auth_req_id, the device_code and their tokens.
+    for (grant, param, start, confidential) in [
+        (
+            "urn:openid:params:grant-type:ciba",
+            "auth_req_id",
+            "/bc-authorize",
+            true,
+        ),
+        (
+            "urn:ietf:params:oauth:grant-type:device_code",
+            "device_code",
+            "/device_authorization",
+            false,
+        ),
+    ] {
+        let reg: Value = http
+            .post(format!("{issuer}/register"))
+            .json(&json!({
+                "grant_types": [grant],
+                "token_endpoint_auth_method": if confidential { "client_secret_basic" } else { "none" },
+            }))
+            .send()
+            .await
+            .expect("register")
+            .json()
+            .await
+            .expect("registration JSON");
+        let agent = Client {
+            client_id: reg["client_id"].as_str().expect("client_id").to_owned(),
+            client_secret: reg["client_secret"].as_str().map(str::to_owned),
+            redirect_uri: String::new(),
+        };
+        if let Some(secret) = &agent.client_secret {
+            secrets.add("client secret (CIBA)", secret);
+        }
+        let form = [("login_hint", "me"), ("scope", "deploy")];
+        let ack: Value = flow::client_post(&http, &issuer, start, &agent, &form)
+            .send()
+            .await
+            .expect(start)
+            .json()
+            .await
+            .expect("acknowledgement JSON");
+        let handle = ack[param].as_str().expect("handle").to_owned();
+        secrets.add(param, &handle);
+        let req = server.expect_event_matching("approval_requested", |v| {
+            v["client_id"] == agent.client_id.as_str()
+        });
+        server.decide(json!({ "approve": req["id"] }));
+        server.expect_event_matching("approval_decided", |v| v["id"] == req["id"]);
+        let poll = [("grant_type", grant), (param, handle.as_str())];
+        let t = flow::tokens(
+            flow::client_post(&http, &issuer, "/token", &agent, &poll)
+                .send()
+                .await
+                .expect("poll"),
+        )
+        .await;
+        secrets.add_tokens(param, &t);
+    }
+
     // While the server runs (the WAL holds the recent writes)...
     let names = assert_no_secret_in_files(dir.path(), &secrets, "while the server runs");
     assert!(
