@@ -50,7 +50,8 @@ that are still pending are kept and shown again at the next start.\n\n\
 With --approver jsonl, stdout carries one JSON object per line: first \
 {\"event\":\"listening\",\"issuer\":...}, then \"approval_requested\", \"approval_decided\" \
 (decision: approved, denied or expired) and \"error\" events. Stdin takes one decision per line: \
-{\"approve\":\"ID\"}, optionally with \"remember\" (once, 1h, 8h, session, always) and \"scopes\" \
+{\"approve\":\"ID\"}, optionally with \"remember\" (once, 1h, 8h, session, always), \"uses\" (for an action: \
+how many times its token may be used) and \"scopes\" \
 (a subset of those requested), or {\"deny\":\"ID\"}. Closing stdin does not stop the server. \
 Logs go to stderr (filter with GATEHOUSE_LOG, e.g. GATEHOUSE_LOG=debug).",
         after_help = "Examples:\n  gatehouse serve\n  \
