@@ -464,3 +464,64 @@ async fn latency_figures() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pausing_all_agents_denies_action_requests_without_asking() {
+    let mut g = Gatehouse::start(&[]);
+    let ciba_agent = g.agent(true, &[CIBA]).await;
+    let device_agent = g.agent(false, &[DEVICE]).await;
+    // The person also remembered an approval earlier: a pause must override it.
+    let d = details();
+    let form = [("authorization_details", d.as_str())];
+    let first = g.bc_authorize(&ciba_agent, &form).await;
+    let req = g.requested();
+    g.decide(
+        json!({ "approve": req["id"], "remember": "always" }),
+        &req["id"],
+    );
+    g.poll_until_done(&ciba_agent, CIBA, first["auth_req_id"].as_str().unwrap())
+        .await
+        .expect_json(StatusCode::OK);
+
+    let paused = gatehouse_e2e::run_cli(g.dir.path(), &["pause"]);
+    assert!(
+        paused.status.success(),
+        "gatehouse pause: {}",
+        String::from_utf8_lossy(&paused.stderr)
+    );
+
+    let ack = g.bc_authorize(&ciba_agent, &form).await;
+    let r = g
+        .poll(&ciba_agent, CIBA, ack["auth_req_id"].as_str().unwrap())
+        .await;
+    assert_eq!(
+        r.json()["error"],
+        "access_denied",
+        "CIBA while paused: {}",
+        r.body
+    );
+    let dev = g.device_start(&device_agent).await;
+    let r = g
+        .poll_until_done(&device_agent, DEVICE, dev["device_code"].as_str().unwrap())
+        .await;
+    assert_eq!(
+        r.json()["error"],
+        "access_denied",
+        "device grant while paused: {}",
+        r.body
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let printed = g.server.output().text();
+    assert_eq!(
+        printed.matches("approval_requested").count(),
+        1,
+        "nothing is put to the person while every agent is paused: {printed}"
+    );
+
+    let resumed = gatehouse_e2e::run_cli(g.dir.path(), &["resume"]);
+    assert!(resumed.status.success());
+    let ack = g.bc_authorize(&ciba_agent, &form).await;
+    g.poll_until_done(&ciba_agent, CIBA, ack["auth_req_id"].as_str().unwrap())
+        .await
+        .expect_json(StatusCode::OK);
+}
