@@ -429,42 +429,6 @@ async fn a_pending_action_survives_a_restart() {
         .expect_json(StatusCode::OK);
 }
 
-/// The closing-note figures: `/bc-authorize` → the approval on the jsonl channel, and the decision
-/// → the next poll returning the token. Run with
-/// `cargo test --release -p gatehouse-e2e --test ciba_device -- --ignored --nocapture`.
-#[tokio::test(flavor = "multi_thread")]
-#[ignore = "a measurement, not a check"]
-async fn latency_figures() {
-    let mut g = Gatehouse::start(&[]);
-    let agent = g.agent(true, &[CIBA]).await;
-    let (mut filed, mut collected) = (Vec::new(), Vec::new());
-    for _ in 0..200 {
-        let t0 = std::time::Instant::now();
-        let ack = g.bc_authorize(&agent, &[("scope", "deploy")]).await;
-        let req = g.requested();
-        filed.push(t0.elapsed());
-        let t1 = std::time::Instant::now();
-        g.decide(json!({ "approve": req["id"] }), &req["id"]);
-        g.poll(&agent, CIBA, ack["auth_req_id"].as_str().unwrap())
-            .await
-            .expect_json(StatusCode::OK);
-        collected.push(t1.elapsed());
-    }
-    for (what, mut v) in [
-        ("bc-authorize -> approval_requested", filed),
-        ("decision -> token", collected),
-    ] {
-        v.sort();
-        let p = |q: f64| v[((v.len() as f64 * q) as usize).min(v.len() - 1)];
-        println!(
-            "{what}: p50 {:?}, p99 {:?}, max {:?}",
-            p(0.5),
-            p(0.99),
-            p(1.0)
-        );
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn pausing_all_agents_denies_action_requests_without_asking() {
     let mut g = Gatehouse::start(&[]);

@@ -4,6 +4,9 @@
 //! loopback port, registers a confidential client, approves one consent with `remember: always`,
 //! and then measures, with keep-alive HTTP/1.1 connections:
 //!
+//! 0. approval latency over CIBA, one request at a time (`--approvals N` rounds): the time from
+//!    `POST /bc-authorize` to its `approval_requested` line on the jsonl approver's stdout, and
+//!    from writing the decision on its stdin to the poll of `POST /token` that returns the token;
 //! 1. token introspection (`POST /introspect`, Basic auth, live access tokens) for a fixed time
 //!    after a warm-up;
 //! 2. `/authorize` with remembered consent, which mints the codes for the next phase (each with
@@ -49,8 +52,18 @@ const INTROSPECT_TARGET_RPS: f64 = 20_000.0;
 const INTROSPECT_TARGET_P99_US: u32 = 2_000;
 const EXCHANGE_TARGET_RPS: f64 = 5_000.0;
 const EXCHANGE_TARGET_P99_US: u32 = 10_000;
+const APPROVAL_TARGET_P99_US: u32 = 20_000;
 
-/// Measures Gatehouse's HTTP server on loopback: introspection and authorization-code exchange.
+const CIBA_GRANT: &str = "urn:openid:params:grant-type:ciba";
+/// The phases of the approval-latency measurement, one row each.
+const APPROVAL_APPEARS: &str = "approval appears (CIBA)";
+const APPROVAL_RECORDED: &str = "decision recorded (CIBA)";
+const APPROVAL_TOKEN: &str = "decision -> token (CIBA)";
+/// Unmeasured approval rounds before the measured ones.
+const APPROVAL_WARMUP_ROUNDS: usize = 3;
+
+/// Measures Gatehouse's HTTP server on loopback: approval latency (CIBA), introspection and
+/// authorization-code exchange.
 #[derive(Debug, Parser)]
 #[command(
     version,
@@ -108,8 +121,16 @@ struct Args {
     #[arg(long, default_value_t = 30.0)]
     mint_limit: f64,
 
+    /// CIBA approval rounds to time, one at a time (0 skips the approval-latency phase).
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    approvals: usize,
+
     /// Phases to run.
-    #[arg(long, value_delimiter = ',', default_value = "introspect,exchange")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "approvals,introspect,exchange"
+    )]
     phases: Vec<Phase>,
 
     /// Load generator runtime: one thread (leaves the most CPU to the server) or a thread pool.
@@ -140,6 +161,8 @@ struct Args {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Phase {
+    /// Approval latency over CIBA (run first, one request at a time).
+    Approvals,
     Introspect,
     Exchange,
 }
@@ -280,6 +303,16 @@ async fn run(args: &Args) -> Result<Report> {
         }
     };
 
+    if args.phases.contains(&Phase::Approvals) && args.approvals > 0 {
+        match server.as_mut() {
+            Some(server) => {
+                let (rows, note) = approval_phase(args, &target, server, &cpu).await?;
+                phases.extend(rows);
+                notes.push(note);
+            }
+            None => notes.push("approval latency skipped: it needs the jsonl approver of a server this tool starts (run without --issuer)".into()),
+        }
+    }
     if args.phases.contains(&Phase::Introspect) {
         eprintln!(
             "gatehouse-load: introspection, {} connections, {:.0} s warm-up + {:.0} s",
@@ -399,6 +432,11 @@ async fn register(setup: &mut SetupClient) -> Result<Client> {
         "response_types": ["code"],
         "token_endpoint_auth_method": "client_secret_basic",
     });
+    register_with(setup, body).await
+}
+
+/// Registers a confidential client with this metadata.
+async fn register_with(setup: &mut SetupClient, body: serde_json::Value) -> Result<Client> {
     let (parts, bytes) = setup
         .call(
             Method::POST,
@@ -583,6 +621,231 @@ fn append_trace(args: &Args, phase: &str, outs: &[WorkerOut]) -> Result<()> {
     stats::write_trace(&mut w, phase, outs)?;
     std::io::Write::flush(&mut w)?;
     Ok(())
+}
+
+// ---- phase 0: approval latency (CIBA) --------------------------------------------------------
+
+/// When each step of one approval round ended.
+struct ApprovalRound {
+    /// `POST /bc-authorize` about to be sent.
+    asked: Instant,
+    /// Its `approval_requested` line read from the server's stdout.
+    appeared: Instant,
+    /// The decision about to be written to the server's stdin.
+    decided: Instant,
+    /// The `approval_decided` line read from the server's stdout.
+    recorded: Instant,
+    /// The poll that returned the token answered.
+    token: Instant,
+    /// Polls that came back `authorization_pending` or `slow_down` first.
+    extra_polls: u32,
+}
+
+/// Registers a confidential CIBA client, then times `--approvals` rounds one at a time:
+/// `/bc-authorize` → `approval_requested` on stdout → `{"approve":ID}` on stdin →
+/// `approval_decided` on stdout → one poll of `/token` returning the token. Returns the three
+/// rows and a note on how it was measured.
+async fn approval_phase(
+    args: &Args,
+    target: &Target,
+    server: &mut ServerProcess,
+    cpu: &Cpu,
+) -> Result<(Vec<Summary>, String)> {
+    let mut setup = SetupClient::connect(target).await?;
+    let agent = register_with(
+        &mut setup,
+        serde_json::json!({
+            "client_name": "gatehouse-load ciba",
+            "grant_types": [CIBA_GRANT],
+            "token_endpoint_auth_method": "client_secret_basic",
+        }),
+    )
+    .await?;
+    let details = enc(&serde_json::json!([{
+        "type": "message_send",
+        "channel": "email",
+        "recipients": ["alex@contractor.example"],
+        "subject": "x",
+    }])
+    .to_string());
+    let n = args.approvals;
+    eprintln!(
+        "gatehouse-load: approval latency (CIBA), {APPROVAL_WARMUP_ROUNDS} warm-up + {n} rounds one at a time"
+    );
+    for i in 0..APPROVAL_WARMUP_ROUNDS {
+        approval_round(
+            &mut setup,
+            server,
+            &agent,
+            &details,
+            &format!("warm-up {i}"),
+        )
+        .await
+        .context("approval warm-up round")?;
+    }
+
+    let start = Instant::now();
+    let origin = args.trace.is_some().then_some(start);
+    let mut outs: [WorkerOut; 3] = std::array::from_fn(|_| WorkerOut::new(n, origin));
+    let before = cpu.mark();
+    let (mut extra_polls, mut failed_in_a_row) = (0u32, 0);
+    for i in 0..n {
+        match approval_round(&mut setup, server, &agent, &details, &format!("round {i}")).await {
+            Ok(r) => {
+                failed_in_a_row = 0;
+                extra_polls += r.extra_polls;
+                outs[0].record(r.asked, r.appeared);
+                outs[1].record(r.decided, r.recorded);
+                outs[2].record(r.decided, r.token);
+            }
+            Err(e) => {
+                for o in &mut outs {
+                    o.fail(|| format!("round {i}: {e:#}"));
+                }
+                failed_in_a_row += 1;
+                if failed_in_a_row == 3 {
+                    bail!("three approval rounds in a row failed; the last: {e:#}");
+                }
+            }
+        }
+    }
+    let elapsed = start.elapsed();
+    let after = cpu.mark();
+    let (cpu_use, threads) = cpu.between(&before, &after);
+    let [appears, recorded, token] = outs;
+    append_trace(args, "approval_appears", std::slice::from_ref(&appears))?;
+    append_trace(args, "decision_recorded", std::slice::from_ref(&recorded))?;
+    append_trace(args, "decision_token", std::slice::from_ref(&token))?;
+    let rows = [
+        (APPROVAL_APPEARS, appears),
+        (APPROVAL_RECORDED, recorded),
+        (APPROVAL_TOKEN, token),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, (name, out))| {
+        // The CPU figures cover the whole phase: show them once.
+        let (cpu_use, threads) = if i == 0 {
+            (cpu_use, threads.clone())
+        } else {
+            (None, Vec::new())
+        };
+        let mut s = Summary::from_workers(name, vec![out], elapsed, cpu_use, threads);
+        s.latency_only = true;
+        s
+    })
+    .collect();
+    let mut note = format!(
+        "approval latency: {n} CIBA rounds one at a time after {APPROVAL_WARMUP_ROUNDS} warm-up rounds; \
+         \"appears\" ends when the approval_requested line is read from the server's stdout; the \
+         token poll is sent once approval_decided is printed (the server answers slow_down to a \
+         poll within {} ms of the previous one, so an early authorization_pending would cost \
+         that much)",
+        1000 - 200
+    );
+    if extra_polls > 0 {
+        note.push_str(&format!(
+            "; {extra_polls} polls after approval_decided still came back pending or slow_down"
+        ));
+    }
+    Ok((rows, note))
+}
+
+/// One round; see [`approval_phase`]. `label` makes the binding message, which identifies the
+/// round's `approval_requested` line.
+async fn approval_round(
+    setup: &mut SetupClient,
+    server: &mut ServerProcess,
+    agent: &Client,
+    details: &str,
+    label: &str,
+) -> Result<ApprovalRound> {
+    let binding = format!("gatehouse-load {label}");
+    let body = format!(
+        "login_hint=me&binding_message={}&authorization_details={details}",
+        enc(&binding)
+    );
+    let asked = Instant::now();
+    let (parts, bytes) = setup
+        .call(
+            Method::POST,
+            "/bc-authorize",
+            Some(&agent.basic),
+            Some(form()),
+            body,
+        )
+        .await?;
+    if parts.status != StatusCode::OK {
+        bail!(
+            "POST /bc-authorize answered {} {}",
+            parts.status,
+            client::snippet(&bytes)
+        );
+    }
+    let ack: serde_json::Value =
+        serde_json::from_slice(&bytes).context("/bc-authorize response")?;
+    let handle = ack["auth_req_id"].as_str().context("no auth_req_id")?;
+    let within = Duration::from_secs(10);
+    let (appeared, ev) = server
+        .next_event("approval_requested", within, |ev| {
+            ev["event"] == "approval_requested" && ev["binding_message"] == binding.as_str()
+        })
+        .await?;
+    let id = ev["id"].as_str().context("approval id")?.to_owned();
+
+    let decided = Instant::now();
+    server.write_line(&serde_json::json!({ "approve": id }))?;
+    let (recorded, ev) = server
+        .next_event("approval_decided", within, |ev| {
+            ev["event"] == "approval_decided" && ev["id"] == id.as_str()
+        })
+        .await?;
+    if ev["decision"] != "approved" {
+        bail!("the approval was not approved: {ev}");
+    }
+
+    let body = Bytes::from(format!(
+        "grant_type={}&auth_req_id={}",
+        enc(CIBA_GRANT),
+        enc(handle)
+    ));
+    let mut extra_polls = 0;
+    loop {
+        let polled = Instant::now();
+        let (parts, bytes) = setup
+            .call(
+                Method::POST,
+                "/token",
+                Some(&agent.basic),
+                Some(form()),
+                body.clone(),
+            )
+            .await?;
+        let token = Instant::now();
+        if parts.status == StatusCode::OK && client::contains(&bytes, b"\"access_token\"") {
+            return Ok(ApprovalRound {
+                asked,
+                appeared,
+                decided,
+                recorded,
+                token,
+                extra_polls,
+            });
+        }
+        let wait = parts.status == StatusCode::BAD_REQUEST
+            && (client::contains(&bytes, b"\"authorization_pending\"")
+                || client::contains(&bytes, b"\"slow_down\""));
+        if !wait || extra_polls == 3 {
+            bail!(
+                "POST /token (CIBA) answered {} {}",
+                parts.status,
+                client::snippet(&bytes)
+            );
+        }
+        // The earliest next poll the server accepts: the interval less its 200 ms of jitter.
+        extra_polls += 1;
+        tokio::time::sleep_until((polled + Duration::from_millis(850)).into()).await;
+    }
 }
 
 // ---- phase 1: introspection -----------------------------------------------------------------
@@ -866,9 +1129,19 @@ impl Report {
         self.phases.iter().find(|p| p.name == name)
     }
 
-    /// (label, target text, met) for each measured target.
-    fn targets(&self) -> Vec<(&'static str, String, bool)> {
+    /// (label, target text, measured, met) for each measured target.
+    fn targets(&self) -> Vec<(&'static str, String, String, bool)> {
         let mut v = Vec::new();
+        let throughput =
+            |p: &Summary| format!("{} req/s, p99 {}", fmt_int(p.rate()), fmt_us(p.p99_us));
+        if let Some(p) = self.phase(APPROVAL_APPEARS) {
+            v.push((
+                "approval appears",
+                format!("p99 <= {}", fmt_us(APPROVAL_TARGET_P99_US)),
+                format!("p99 {}", fmt_us(p.p99_us)),
+                p.errors == 0 && p.requests > 0 && p.p99_us <= APPROVAL_TARGET_P99_US,
+            ));
+        }
         if let Some(p) = self.phase("introspect") {
             v.push((
                 "introspection",
@@ -877,6 +1150,7 @@ impl Report {
                     fmt_int(INTROSPECT_TARGET_RPS),
                     fmt_us(INTROSPECT_TARGET_P99_US)
                 ),
+                throughput(p),
                 p.errors == 0
                     && p.rate() >= INTROSPECT_TARGET_RPS
                     && p.p99_us <= INTROSPECT_TARGET_P99_US,
@@ -890,6 +1164,7 @@ impl Report {
                     fmt_int(EXCHANGE_TARGET_RPS),
                     fmt_us(EXCHANGE_TARGET_P99_US)
                 ),
+                throughput(p),
                 p.errors == 0
                     && p.rate() >= EXCHANGE_TARGET_RPS
                     && p.p99_us <= EXCHANGE_TARGET_P99_US,
@@ -899,7 +1174,7 @@ impl Report {
     }
 
     fn all_targets_met(&self) -> bool {
-        self.targets().iter().all(|(_, _, ok)| *ok)
+        self.targets().iter().all(|(_, _, _, ok)| *ok)
     }
 
     fn print(&self) {
@@ -939,7 +1214,11 @@ impl Report {
                 p.name,
                 fmt_int(p.requests as f64),
                 p.errors,
-                fmt_int(p.rate()),
+                if p.latency_only {
+                    "-".into()
+                } else {
+                    fmt_int(p.rate())
+                },
                 fmt_us(p.p50_us),
                 fmt_us(p.p90_us),
                 fmt_us(p.p99_us),
@@ -983,22 +1262,17 @@ impl Report {
         if !targets.is_empty() {
             println!();
             println!("targets (this machine, generator on the same cores):");
-            for (label, text, ok) in &targets {
-                let p = match *label {
-                    "introspection" => self.phase("introspect"),
-                    _ => self.phase("token (authorization_code)"),
-                };
-                let got = p
-                    .map(|p| format!("{} req/s, p99 {}", fmt_int(p.rate()), fmt_us(p.p99_us)))
-                    .unwrap_or_default();
+            for (label, text, got, ok) in &targets {
                 println!(
-                    "  {label:<14} {text:<36} measured {got:<30} {}",
+                    "  {label:<16} {text:<36} measured {got:<30} {}",
                     if *ok { "MET" } else { "MISSED" }
                 );
             }
-            println!(
-                "  (Ory Hydra publishes 5,109 introspections/s on 2 CPUs with an in-memory store)"
-            );
+            if self.phase("introspect").is_some() {
+                println!(
+                    "  (Ory Hydra publishes 5,109 introspections/s on 2 CPUs with an in-memory store)"
+                );
+            }
         }
         for n in &self.notes {
             println!("note: {n}");
@@ -1013,8 +1287,8 @@ impl Report {
             "cpus": self.cpus,
             "duration_seconds": self.duration,
             "phases": self.phases.iter().map(Summary::to_json).collect::<Vec<_>>(),
-            "targets": self.targets().iter().map(|(label, text, ok)| serde_json::json!({
-                "name": label, "target": text, "met": ok,
+            "targets": self.targets().iter().map(|(label, text, got, ok)| serde_json::json!({
+                "name": label, "target": text, "measured": got, "met": ok,
             })).collect::<Vec<_>>(),
             "notes": self.notes,
         })

@@ -43,7 +43,8 @@ pub struct ServerProcess {
     pub issuer: String,
     child: Child,
     stdin: Option<ChildStdin>,
-    events: mpsc::UnboundedReceiver<serde_json::Value>,
+    /// Each stdout line, parsed, with the moment it was read from the pipe.
+    events: mpsc::UnboundedReceiver<(Instant, serde_json::Value)>,
     /// Declared last so the data dir goes after the process has stopped.
     _dir: TempDir,
 }
@@ -71,9 +72,10 @@ impl ServerProcess {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
+                let at = Instant::now();
                 match serde_json::from_str::<serde_json::Value>(&line) {
                     Ok(v) => {
-                        let _ = tx.send(v);
+                        let _ = tx.send((at, v));
                     }
                     Err(_) => eprintln!("gatehouse-load: server printed a non-JSON line: {line}"),
                 }
@@ -88,7 +90,7 @@ impl ServerProcess {
         };
         let first = tokio::time::timeout(Duration::from_secs(30), proc.events.recv()).await;
         let first = match first {
-            Ok(Some(v)) => v,
+            Ok(Some((_, v))) => v,
             Ok(None) => {
                 let status = proc.child.wait().ok();
                 bail!("gatehouse serve exited before listening ({status:?}); see its stderr above")
@@ -112,23 +114,48 @@ impl ServerProcess {
 
     /// Waits for the next `approval_requested` event and approves it with remember=always.
     pub async fn approve_next_always(&mut self) -> Result<String> {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let (_, ev) = self
+            .next_event("approval_requested", Duration::from_secs(20), |ev| {
+                ev["event"] == "approval_requested"
+            })
+            .await?;
+        let id = ev["id"].as_str().context("approval id")?.to_owned();
+        self.write_line(&serde_json::json!({ "approve": id, "remember": "always" }))?;
+        Ok(id)
+    }
+
+    /// The next stdout line that `wanted` accepts (skipping the others), with the moment it was
+    /// read. An `error` line about anything fails, since this tool never expects one.
+    pub async fn next_event(
+        &mut self,
+        what: &str,
+        within: Duration,
+        wanted: impl Fn(&serde_json::Value) -> bool,
+    ) -> Result<(Instant, serde_json::Value)> {
+        let deadline = Instant::now() + within;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let ev = tokio::time::timeout(left, self.events.recv())
+            let (at, ev) = tokio::time::timeout(left, self.events.recv())
                 .await
-                .map_err(|_| anyhow!("no approval_requested event within 20 s"))?
+                .map_err(|_| anyhow!("no {what} event within {within:?}"))?
                 .context("server stdout closed")?;
-            if ev["event"] != "approval_requested" {
-                continue;
+            if ev["event"] == "error" {
+                bail!("the server printed an error while waiting for {what}: {ev}");
             }
-            let id = ev["id"].as_str().context("approval id")?.to_owned();
-            let line = serde_json::json!({ "approve": id, "remember": "always" });
-            let stdin = self.stdin.as_mut().context("server stdin closed")?;
-            writeln!(stdin, "{line}").context("write decision")?;
-            stdin.flush().context("flush decision")?;
-            return Ok(id);
+            if wanted(&ev) {
+                return Ok((at, ev));
+            }
         }
+    }
+
+    /// Writes one JSON line (a decision) to the server's stdin.
+    pub fn write_line(&mut self, line: &serde_json::Value) -> Result<()> {
+        let mut text = line.to_string();
+        text.push('\n');
+        let stdin = self.stdin.as_mut().context("server stdin closed")?;
+        // One write, so the line reaches the pipe whole.
+        stdin.write_all(text.as_bytes()).context("write decision")?;
+        stdin.flush().context("flush decision")
     }
 
     /// SIGTERM, then wait up to 10 s (SIGKILL after that). Returns how it ended.

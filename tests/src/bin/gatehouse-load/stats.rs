@@ -92,6 +92,8 @@ pub struct Summary {
     pub cpu: Option<CpuUse>,
     /// Per-thread-name server CPU seconds, largest first.
     pub server_threads: Vec<(String, f64)>,
+    /// A latency measurement of requests made one at a time: its rate means nothing.
+    pub latency_only: bool,
 }
 
 impl Summary {
@@ -141,6 +143,7 @@ impl Summary {
             mean_us,
             cpu,
             server_threads,
+            latency_only: false,
         }
     }
 
@@ -162,7 +165,7 @@ impl Summary {
             "errors": self.errors,
             "first_error": self.first_error,
             "seconds": round3(secs),
-            "requests_per_second": round3(self.rate()),
+            "requests_per_second": (!self.latency_only).then(|| round3(self.rate())),
             "latency_us": {
                 "mean": round3(self.mean_us),
                 "p50": self.p50_us,
