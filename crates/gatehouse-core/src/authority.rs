@@ -1204,6 +1204,61 @@ impl Authority {
         })
     }
 
+    // ---- resource calls (the gateway) -------------------------------------------------------
+
+    /// Authenticates an agent's bearer access token presented on a resource call (the gateway):
+    /// the token must be a live access token of an agent that is not revoked, and Gatehouse must
+    /// not be paused. Counts a use of a use-limited token (like introspection) and records the
+    /// last use in the batched usage map. Audience and scopes are checked by the caller
+    /// ([`crate::gateway::check_token`]).
+    pub async fn authenticate_resource_call(
+        &self,
+        token: &str,
+    ) -> Result<tokens::Token, crate::gateway::Refusal> {
+        use crate::gateway::Refusal;
+        let invalid =
+            || Refusal::InvalidToken("the access token is unknown, expired or revoked".into());
+        if token.is_empty() {
+            return Err(invalid());
+        }
+        let hash = TokenHash::of(token);
+        let now = self.clock.now();
+        let found =
+            self.store
+                .read(
+                    move |c| -> Result<(bool, Option<tokens::Token>, bool), StoreError> {
+                        let paused = policy::is_paused(c)?;
+                        let t = tokens::get(c, &hash)?;
+                        let agent_ok = match &t {
+                            Some(t) => agents::get(c, &t.client_id)?
+                                .is_some_and(|a| a.revoked_at.is_none()),
+                            None => false,
+                        };
+                        Ok((paused, t, agent_ok))
+                    },
+                )
+                .await
+                .map_err(|e| {
+                    tracing::warn!(error = %e, "could not read a token for a resource call");
+                    Refusal::InvalidToken("the token could not be checked".into())
+                })?;
+        let (paused, t, agent_ok) = found;
+        let Some(t) = t.filter(|t| agent_ok && t.kind == TokenKind::Access && t.is_live(now))
+        else {
+            return Err(invalid());
+        };
+        if paused {
+            return Err(Refusal::Denied(policy::PAUSED_MESSAGE.into()));
+        }
+        if t.uses_left.is_some() && !self.spend_use(&t).await.map_err(|_| invalid())? {
+            return Err(invalid());
+        }
+        if let Ok(mut usage) = self.usage.lock() {
+            usage.insert(t.hash, (t.client_id.clone(), now));
+        }
+        Ok(t)
+    }
+
     async fn introspection_refused(&self, reason: &str, client_id: &str) -> OAuthError {
         let err = OAuthError::new(ErrorCode::InvalidClient, reason);
         let client = (!client_id.is_empty()).then(|| client_id.to_owned());

@@ -8,10 +8,12 @@ pub mod audit;
 pub mod authority;
 pub mod backchannel;
 pub mod clock;
+pub mod gateway;
 pub mod oauth;
 pub mod policy;
 pub mod secret;
 pub mod store;
+pub mod vault;
 
 pub use authority::{Authority, AuthorityConfig};
 pub use clock::{Clock, Millis, SystemClock};
