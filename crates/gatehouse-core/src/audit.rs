@@ -40,6 +40,7 @@ pub enum EventKind {
     RuleHit,
     AgentsPaused,
     AgentsResumed,
+    GatewayCall,
 }
 
 impl EventKind {
@@ -70,6 +71,7 @@ impl EventKind {
             EventKind::RuleHit => "rule.hit",
             EventKind::AgentsPaused => "agents.paused",
             EventKind::AgentsResumed => "agents.resumed",
+            EventKind::GatewayCall => "gateway.call",
         }
     }
 }

@@ -10,7 +10,13 @@
 //! The policy sees each call as the action `api_request` on the upstream URL. Without a rule,
 //! reads go through, writes ask the person, and `DELETE` asks with a warning.
 
+use crate::Authority;
+use crate::approvals::ActionRequest;
+use crate::audit::{EventKind, NewEvent, Outcome};
 use crate::policy::{DenyReason, PAUSED_MESSAGE, PolicyDecision};
+use crate::secret::random_id;
+use crate::store::StoreError;
+use crate::store::agents;
 
 /// The policy action type of a gateway call (also the RFC 9396 detail type shown to the person).
 pub const API_REQUEST: &str = "api_request";
@@ -190,9 +196,7 @@ pub fn connection_listed<'a>(values: impl IntoIterator<Item = &'a str>) -> Vec<S
 /// (`listed`, from [`connection_listed`]).
 pub fn is_hop_by_hop(name: &str, listed: &[String]) -> bool {
     let name = name.to_ascii_lowercase();
-    HOP_BY_HOP.contains(&name.as_str())
-        || name.starts_with("proxy-")
-        || listed.contains(&name)
+    HOP_BY_HOP.contains(&name.as_str()) || name.starts_with("proxy-") || listed.contains(&name)
 }
 
 /// Whether a request header must not go upstream: hop-by-hop, the agent's own credentials
@@ -220,6 +224,78 @@ pub fn upstream_url(base_url: &str, path: &str, query: Option<&str>) -> Option<S
         url.push_str(q);
     }
     Some(url)
+}
+
+/// Files an action approval for a held gateway call and announces it; returns its id. The person
+/// sees the method, the URL and, when given, a short summary of the body.
+pub async fn ask(
+    authority: &Authority,
+    client_id: &str,
+    method: &str,
+    url: &str,
+    body_summary: Option<String>,
+    warnings: Vec<String>,
+) -> Result<String, StoreError> {
+    let mut detail = serde_json::json!({ "type": API_REQUEST, "method": method, "url": url });
+    if let Some(b) = &body_summary {
+        detail["body"] = serde_json::json!(b);
+    }
+    let lookup = client_id.to_owned();
+    let client_name = authority
+        .store()
+        .read(move |c| agents::get(c, &lookup).map_err(StoreError::from))
+        .await?
+        .and_then(|a| a.client_name);
+    let req = ActionRequest {
+        client_id: client_id.to_owned(),
+        client_name,
+        verified: false,
+        via: "gateway".into(),
+        binding_message: None,
+        user_code: None,
+        scopes: Vec::new(),
+        resources: vec![url.to_owned()],
+        authorization_details: Some(serde_json::json!([detail])),
+        summary: vec![format!("{method} {url}")],
+        warnings,
+    };
+    let id = random_id("apr_");
+    let broker = authority.broker().clone();
+    let (aid, ttl) = (id.clone(), broker.ttl());
+    let row = authority
+        .store()
+        .write(move |tx| broker.file_action(tx, &aid, &req, ttl))
+        .await?;
+    authority.broker().announce(&row);
+    Ok(id)
+}
+
+/// Records a gateway call (`gateway.call`): never bodies, headers or secrets. Best effort.
+pub async fn record_call(
+    authority: &Authority,
+    client_id: Option<&str>,
+    detail: serde_json::Value,
+) {
+    let outcome = match detail.get("status").and_then(serde_json::Value::as_u64) {
+        Some(s) if s < 400 => Outcome::Ok,
+        Some(401 | 403) => Outcome::Denied,
+        _ => Outcome::Rejected,
+    };
+    let client = client_id.map(str::to_owned);
+    let r = authority
+        .store()
+        .write(move |tx| {
+            tx.append(NewEvent::new(
+                EventKind::GatewayCall,
+                outcome,
+                client.as_deref(),
+                detail,
+            ))
+        })
+        .await;
+    if let Err(e) = r {
+        tracing::warn!(error = %e, "could not record a gateway call");
+    }
 }
 
 #[cfg(test)]

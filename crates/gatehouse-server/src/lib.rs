@@ -3,6 +3,7 @@
 //! framing, state changes on POST).
 
 mod backchannel;
+pub mod gateway;
 mod guard;
 mod oauth;
 mod pages;
@@ -32,18 +33,22 @@ pub fn issuer_for(addr: SocketAddr) -> String {
     }
 }
 
-/// The router, without a socket (tests drive it with `tower::ServiceExt::oneshot`).
-pub fn router(authority: Arc<Authority>, port: u16) -> Router {
+pub(crate) fn app_state(authority: Arc<Authority>, port: u16) -> AppState {
     let hosts: Vec<String> = ["127.0.0.1", "localhost", "[::1]"]
         .iter()
         .map(|h| format!("{h}:{port}"))
         .collect();
     let origins: Vec<String> = hosts.iter().map(|h| format!("http://{h}")).collect();
-    let state = AppState {
+    AppState {
         authority,
         allowed_hosts: hosts.into(),
         allowed_origins: origins.into(),
-    };
+    }
+}
+
+/// The router, without a socket (tests drive it with `tower::ServiceExt::oneshot`).
+pub fn router(authority: Arc<Authority>, port: u16) -> Router {
+    let state = app_state(authority, port);
     Router::new()
         .route(
             "/.well-known/oauth-authorization-server",
