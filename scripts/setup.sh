@@ -11,8 +11,11 @@ as_root() {
     fi
 }
 
-# System packages: a C toolchain for the bundled SQLite, and the tools the tests drive.
-apt_packages=(build-essential pkg-config ca-certificates curl procps)
+# System packages: a C toolchain for the bundled SQLite, D-Bus headers for the OS keyring (the
+# vault's Secret Service backend), and the tools the tests drive (a headless gnome-keyring,
+# dbus-run-session, secret-tool).
+apt_packages=(build-essential pkg-config ca-certificates curl procps
+    libdbus-1-dev dbus-x11 gnome-keyring libsecret-tools)
 missing=()
 for p in "${apt_packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -137,6 +137,24 @@ inactive for every token, and every policy decision is a denial. Nothing is revo
     #[command(after_help = "Example:\n  gatehouse resume")]
     Resume(PauseArgs),
 
+    /// Upstream accounts (API keys, bearer tokens) whose secrets Gatehouse keeps in the OS keyring.
+    #[command(
+        long_about = "Upstream accounts agents reach through Gatehouse's gateway \
+(/gateway/NAME/...) without ever holding the secret. The secret (an API key or a bearer token) is \
+stored in the OS keyring (Secret Service/gnome-keyring or KWallet, macOS Keychain, Windows \
+Credential Manager) under the service `gatehouse`, one entry per connection; Gatehouse's database \
+keeps only the name, URL, header and status. If the keyring is missing or locked the vault is \
+sealed: nothing is stored anywhere else, and you are told to unlock it. Changes are audited \
+(connection.added, connection.removed).",
+        after_help = "Examples:\n  gatehouse connections add weather --url https://api.example.com/v1 --api-key --header X-API-Key\n  \
+printf %s \"$GITHUB_TOKEN\" | gatehouse connections add github --url https://api.github.com --bearer --label work\n  \
+gatehouse connections list\n  gatehouse connections rm weather"
+    )]
+    Connections {
+        #[command(subcommand)]
+        command: ConnectionsCommand,
+    },
+
     /// Your own email domains: recipients outside them are flagged when an agent asks to send.
     #[command(
         long_about = "Your own email domains. When an agent asks to send a message \
@@ -421,6 +439,81 @@ pub struct DomainArgs {
     /// A domain name such as example.com.
     #[arg(value_name = "DOMAIN")]
     pub domain: String,
+
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConnectionsCommand {
+    /// List connections (metadata only; secrets never leave the keyring).
+    #[command(after_help = "Example:\n  gatehouse connections list --json")]
+    List(ConnectionsListArgs),
+    /// Add an API-key or bearer-token connection; the secret is read from stdin.
+    #[command(
+        long_about = "Add an API-key or bearer-token connection. The secret is read from stdin, \
+never from the command line (where other users and your shell history could see it): the first \
+line is the secret. When stdin is a terminal you are prompted and the input is not echoed. The \
+secret is stored in the OS keyring; the database keeps only the metadata.",
+        after_help = "Examples:\n  gatehouse connections add weather --url https://api.example.com/v1 --api-key\n  \
+printf %s \"$TOKEN\" | gatehouse connections add github --url https://api.github.com --bearer --label work"
+    )]
+    Add(ConnectionsAddArgs),
+    /// Remove a connection and delete its secret from the keyring.
+    #[command(after_help = "Example:\n  gatehouse connections rm weather")]
+    Rm(ConnectionsRmArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectionsListArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("kind").required(true).args(["api_key", "bearer"])))]
+pub struct ConnectionsAddArgs {
+    /// The connection's name, used in /gateway/NAME/...: 1 to 40 of a-z, 0-9 and -.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// The upstream's base URL (absolute http or https), e.g. https://api.github.com.
+    #[arg(long, value_name = "URL")]
+    pub url: String,
+
+    /// The secret is an API key, sent in the header given by --header.
+    #[arg(long)]
+    pub api_key: bool,
+
+    /// The header carrying the API key.
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "X-API-Key",
+        requires = "api_key"
+    )]
+    pub header: String,
+
+    /// The secret is a bearer token, sent as `Authorization: Bearer ...`.
+    #[arg(long)]
+    pub bearer: bool,
+
+    /// A label to tell several accounts of one provider apart (e.g. work, personal).
+    #[arg(long, value_name = "TEXT", default_value = "")]
+    pub label: String,
+
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectionsRmArgs {
+    /// The connection's name.
+    #[arg(value_name = "NAME")]
+    pub name: String,
 
     /// Print JSON instead of text.
     #[arg(long)]

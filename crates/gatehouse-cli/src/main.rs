@@ -19,7 +19,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Parser;
 
-use cli::{AuditCommand, Cli, Command, RulesCommand};
+use cli::{AuditCommand, Cli, Command, ConnectionsCommand, RulesCommand};
 
 fn main() -> ExitCode {
     // clap exits with status 2 on a usage error, after printing what was wrong.
@@ -75,6 +75,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Pause(args) => admin::pause::run(&data_dir, &args, true).await?,
         Command::Resume(args) => admin::pause::run(&data_dir, &args, false).await?,
         Command::Domains { command } => admin::domains::run(&data_dir, &command).await?,
+        Command::Connections { command } => match command {
+            ConnectionsCommand::List(args) => admin::connections::list(&data_dir, &args).await?,
+            ConnectionsCommand::Add(args) => admin::connections::add(&data_dir, &args).await?,
+            ConnectionsCommand::Rm(args) => admin::connections::rm(&data_dir, &args).await?,
+        },
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -41,6 +41,8 @@ pub enum EventKind {
     AgentsPaused,
     AgentsResumed,
     GatewayCall,
+    ConnectionAdded,
+    ConnectionRemoved,
 }
 
 impl EventKind {
@@ -72,6 +74,8 @@ impl EventKind {
             EventKind::AgentsPaused => "agents.paused",
             EventKind::AgentsResumed => "agents.resumed",
             EventKind::GatewayCall => "gateway.call",
+            EventKind::ConnectionAdded => "connection.added",
+            EventKind::ConnectionRemoved => "connection.removed",
         }
     }
 }

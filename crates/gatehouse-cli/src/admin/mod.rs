@@ -4,6 +4,7 @@
 pub mod agents;
 pub mod approvals;
 pub mod audit;
+pub mod connections;
 pub mod domains;
 pub mod log;
 pub mod pause;

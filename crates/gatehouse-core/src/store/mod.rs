@@ -9,6 +9,7 @@
 pub mod agents;
 pub mod approvals;
 pub mod backchannel;
+pub mod connections;
 pub mod consents;
 pub mod grants;
 pub mod rules;
@@ -38,6 +39,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0003_approval_uses",
         include_str!("../../migrations/0003_approval_uses.sql"),
+    ),
+    (
+        "0004_connections",
+        include_str!("../../migrations/0004_connections.sql"),
     ),
 ];
 
