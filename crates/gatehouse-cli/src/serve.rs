@@ -65,9 +65,14 @@ pub async fn run(data_dir: &Path, args: ServeArgs) -> Result<()> {
     let approver = approver::start(args.approver, &authority, out.clone());
 
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    // The gateway reads each connection's secret from the OS keyring per call; a missing or
+    // locked keyring seals the vault (503 at the gateway), with no fallback.
+    let vault = gatehouse_core::vault::Vault::with_os_keyring(store.clone());
+    let upstreams = Arc::new(gatehouse_server::gateway::VaultUpstreams(vault));
     let mut server = tokio::spawn(gatehouse_server::serve(
         listener,
         authority.clone(),
+        upstreams,
         async {
             let _ = stop_rx.await;
         },

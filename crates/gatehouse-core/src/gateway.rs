@@ -270,7 +270,9 @@ pub async fn ask(
     Ok(id)
 }
 
-/// Records a gateway call (`gateway.call`): never bodies, headers or secrets. Best effort.
+/// Records a gateway call (`gateway.call`): never bodies, headers or secrets. Best effort. A call
+/// that went upstream (decision `allow` or `approved`) also sets the connection's `last_used_at`
+/// in the same transaction.
 pub async fn record_call(
     authority: &Authority,
     client_id: Option<&str>,
@@ -282,9 +284,20 @@ pub async fn record_call(
         _ => Outcome::Rejected,
     };
     let client = client_id.map(str::to_owned);
+    let forwarded = matches!(
+        detail.get("decision").and_then(serde_json::Value::as_str),
+        Some("allow" | "approved")
+    );
+    let connection = detail
+        .get("connection")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned);
     let r = authority
         .store()
         .write(move |tx| {
+            if let (true, Some(name)) = (forwarded, connection.as_deref()) {
+                crate::store::connections::touch(tx.conn(), name, tx.now())?;
+            }
             tx.append(NewEvent::new(
                 EventKind::GatewayCall,
                 outcome,

@@ -1,8 +1,8 @@
 //! The credential-injecting gateway: `ANY /gateway/{connection}/{*path}` and its RFC 9728
 //! metadata at `/.well-known/oauth-protected-resource/gateway/{connection}`.
 //!
-//! Not mounted in [`crate::router`] yet: it is served by [`gateway_router`] over any
-//! [`Upstreams`] (the vault, once it lands; an in-memory map in tests).
+//! Mounted by [`crate::router`] over the vault ([`VaultUpstreams`]); [`gateway_router`] serves it
+//! over any [`Upstreams`] (an in-memory map in tests).
 
 use std::fmt::Debug;
 use std::future::Future;
@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use gatehouse_core::gateway::{self, Presented, Refusal, Verdict};
 use gatehouse_core::store::approvals::ApprovalStatus;
+use gatehouse_core::vault::{Vault, VaultError};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -46,8 +47,13 @@ impl Debug for Upstream {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UpstreamError {
     Unknown,
+    /// The keyring is missing, locked or refuses access (503 `vault_sealed`).
     Sealed(String),
+    /// The connection is expired or disconnected (503 `connection_unavailable`).
     NotActive(String),
+    /// The keyring or the database answered but could not give the credential (503
+    /// `credential_unavailable`), e.g. the keyring entry is gone.
+    Unavailable(String),
 }
 
 pub type UpstreamFuture<'a> =
@@ -56,6 +62,40 @@ pub type UpstreamFuture<'a> =
 /// The source of connections and their credentials (the vault).
 pub trait Upstreams: Send + Sync + Debug {
     fn resolve<'a>(&'a self, connection: &'a str) -> UpstreamFuture<'a>;
+}
+
+/// The vault as the gateway's source of upstreams: each call reads the connection's row and its
+/// secret from the OS keyring.
+#[derive(Debug, Clone)]
+pub struct VaultUpstreams(pub Vault);
+
+impl Upstreams for VaultUpstreams {
+    fn resolve<'a>(&'a self, connection: &'a str) -> UpstreamFuture<'a> {
+        Box::pin(async move {
+            match self.0.credential(connection).await {
+                Ok((row, credential)) => Ok(Upstream {
+                    base_url: row.base_url,
+                    header_name: credential.header_name,
+                    header_value: credential.value.expose().to_owned(),
+                }),
+                Err(VaultError::UnknownConnection(_)) => Err(UpstreamError::Unknown),
+                Err(VaultError::NotActive { status, .. }) => Err(UpstreamError::NotActive(status)),
+                Err(VaultError::Sealed(reason)) => Err(UpstreamError::Sealed(format!(
+                    "{reason}; {}",
+                    gatehouse_core::vault::UNSEAL_HINT
+                ))),
+                Err(VaultError::Keyring(reason)) => Err(UpstreamError::Unavailable(format!(
+                    "the keyring could not give the credential of {connection}: {reason}"
+                ))),
+                Err(e) => {
+                    tracing::warn!(error = %e, connection, "could not read a connection");
+                    Err(UpstreamError::Unavailable(format!(
+                        "the connection {connection} could not be read"
+                    )))
+                }
+            }
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -240,6 +280,12 @@ async fn decide_and_forward(
             return json(
                 StatusCode::SERVICE_UNAVAILABLE,
                 serde_json::json!({ "error": "connection_unavailable", "error_description": format!("the connection {name} is {status}: reconnect it in Gatehouse") }),
+            );
+        }
+        Err(UpstreamError::Unavailable(reason)) => {
+            return json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                serde_json::json!({ "error": "credential_unavailable", "error_description": reason }),
             );
         }
     };

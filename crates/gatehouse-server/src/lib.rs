@@ -16,6 +16,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use gatehouse_core::Authority;
+use gateway::Upstreams;
 
 /// Shared state of every handler.
 #[derive(Debug, Clone)]
@@ -46,8 +47,10 @@ pub(crate) fn app_state(authority: Arc<Authority>, port: u16) -> AppState {
     }
 }
 
-/// The router, without a socket (tests drive it with `tower::ServiceExt::oneshot`).
-pub fn router(authority: Arc<Authority>, port: u16) -> Router {
+/// The router, without a socket (tests drive it with `tower::ServiceExt::oneshot`): the OAuth
+/// endpoints and the gateway over `upstreams` (the vault: [`gateway::VaultUpstreams`]).
+pub fn router(authority: Arc<Authority>, port: u16, upstreams: Arc<dyn Upstreams>) -> Router {
+    let gateway = gateway::gateway_router(authority.clone(), port, upstreams);
     let state = app_state(authority, port);
     Router::new()
         .route(
@@ -78,12 +81,14 @@ pub fn router(authority: Arc<Authority>, port: u16) -> Router {
             guard::guard,
         ))
         .with_state(state)
+        .merge(gateway)
 }
 
 /// Serves until `shutdown` completes, then finishes in-flight requests.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     authority: Arc<Authority>,
+    upstreams: Arc<dyn Upstreams>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
@@ -93,7 +98,7 @@ pub async fn serve(
             "Gatehouse only listens on loopback addresses",
         ));
     }
-    let app = router(authority, addr.port());
+    let app = router(authority, addr.port(), upstreams);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

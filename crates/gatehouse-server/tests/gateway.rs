@@ -267,3 +267,105 @@ async fn gateway_allow_scope_audience_ask_sealed_and_discovery() {
     let (st, _, _) = send(&app, "GET", "/gateway/nope/x", Some(&nope), vec![]).await;
     assert_eq!(st, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn the_server_router_mounts_the_gateway_over_the_vault() {
+    use gatehouse_core::secret::Secret;
+    use gatehouse_core::vault::{CredentialStore, MemoryStore, Vault};
+    use gatehouse_server::gateway::VaultUpstreams;
+
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(SystemClock);
+    let store = Store::open(dir.path(), StoreOptions::default(), clock.clone()).unwrap();
+    let a = Arc::new(Authority::new(
+        store.clone(),
+        clock,
+        AuthorityConfig::new(ISS),
+    ));
+    let keyring = Arc::new(MemoryStore::new());
+    let vault = Vault::new(store, keyring.clone());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let base = fake_upstream(seen.clone()).await;
+    vault
+        .add_api_key(
+            "api",
+            &base,
+            "X-API-Key",
+            "",
+            Secret::from_presented(UPSTREAM_SECRET),
+        )
+        .await
+        .unwrap();
+    let app = gatehouse_server::router(a.clone(), PORT, Arc::new(VaultUpstreams(vault.clone())));
+
+    // The OAuth endpoints are still there, next to the gateway.
+    let (st, _, _) = send(
+        &app,
+        "GET",
+        "/.well-known/oauth-authorization-server",
+        None,
+        vec![],
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, _, _) = send(
+        &app,
+        "GET",
+        "/.well-known/oauth-protected-resource/gateway/api",
+        None,
+        vec![],
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+
+    // Allowed: the vault's key goes upstream and the connection's last use is recorded.
+    let read = token(&a, "api:read", &format!("{ISS}/gateway/api")).await;
+    assert!(
+        vault
+            .get("api")
+            .await
+            .unwrap()
+            .unwrap()
+            .last_used_at
+            .is_none()
+    );
+    let (st, h, body) = send(&app, "GET", "/gateway/api/items", Some(&read), vec![]).await;
+    assert_eq!(
+        (st, body.as_str()),
+        (StatusCode::OK, "upstream got 0 bytes")
+    );
+    assert!(!format!("{h:?}").contains(UPSTREAM_SECRET));
+    assert_eq!(
+        seen.lock().unwrap().last().unwrap()["x-api-key"],
+        UPSTREAM_SECRET
+    );
+    assert!(
+        vault
+            .get("api")
+            .await
+            .unwrap()
+            .unwrap()
+            .last_used_at
+            .is_some()
+    );
+
+    // Unknown: 404. A keyring entry gone: 503 credential_unavailable. Sealed: 503 vault_sealed.
+    let nope = token(&a, "nope:read", &format!("{ISS}/gateway/nope")).await;
+    let (st, _, _) = send(&app, "GET", "/gateway/nope/x", Some(&nope), vec![]).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    keyring.delete("connection:api").unwrap();
+    let (st, _, body) = send(&app, "GET", "/gateway/api/x", Some(&read), vec![]).await;
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        body.contains("credential_unavailable") && body.contains("api"),
+        "{body}"
+    );
+    keyring.set_sealed(true);
+    let (st, _, body) = send(&app, "GET", "/gateway/api/x", Some(&read), vec![]).await;
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        body.contains("vault_sealed") && body.contains("unlock your keyring"),
+        "{body}"
+    );
+    assert_eq!(seen.lock().unwrap().len(), 1);
+}
