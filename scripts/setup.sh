@@ -15,7 +15,7 @@ as_root() {
 # vault's Secret Service backend), and the tools the tests drive (a headless gnome-keyring,
 # dbus-run-session, secret-tool).
 apt_packages=(build-essential pkg-config ca-certificates curl procps
-    libdbus-1-dev dbus-x11 gnome-keyring libsecret-tools)
+    libdbus-1-dev dbus dbus-x11 gnome-keyring libsecret-tools)
 missing=()
 for p in "${apt_packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
