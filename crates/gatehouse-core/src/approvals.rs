@@ -19,51 +19,8 @@ use crate::store::approvals::{self as rows, ApprovalRow, ApprovalStatus, Decided
 use crate::store::consents::{self, NewConsent};
 use crate::store::{Store, StoreError, WriteTx};
 
-/// How long a consent is remembered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Remember {
-    #[serde(rename = "once")]
-    Once,
-    #[serde(rename = "1h")]
-    OneHour,
-    #[serde(rename = "8h")]
-    EightHours,
-    /// Until Gatehouse restarts.
-    #[serde(rename = "session")]
-    Session,
-    #[serde(rename = "always")]
-    Always,
-}
-
-impl Remember {
-    pub const ALL: [Remember; 5] = [
-        Remember::Once,
-        Remember::OneHour,
-        Remember::EightHours,
-        Remember::Session,
-        Remember::Always,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Remember::Once => "once",
-            Remember::OneHour => "1h",
-            Remember::EightHours => "8h",
-            Remember::Session => "session",
-            Remember::Always => "always",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|r| r.as_str() == s)
-    }
-    fn lifetime(self) -> Option<Duration> {
-        match self {
-            Remember::OneHour => Some(Duration::from_secs(3600)),
-            Remember::EightHours => Some(Duration::from_secs(8 * 3600)),
-            _ => None,
-        }
-    }
-}
+/// How long a consent is remembered: the same five values as a rule's lifetime, one type.
+pub use crate::policy::Lifetime as Remember;
 
 /// What the person is asked to consent to at `/authorize`, and what completing it needs.
 /// The approval is bound to the SHA-256 of exactly this, serialized.
@@ -654,7 +611,7 @@ fn decide_in(
                 resources: &req.resources,
                 remember: remember.as_str(),
                 session_id: (remember == Remember::Session).then_some(session_id),
-                expires_at: remember.lifetime().map(|d| now + d.as_millis() as i64),
+                expires_at: remember.expires_at(now),
             },
             now,
         )?;
@@ -784,9 +741,6 @@ fn decide_action_in(
         } else {
             crate::policy::Effect::Deny
         };
-        let lifetime = crate::policy::Lifetime::parse(remember.as_str()).ok_or_else(|| {
-            StoreError::Corrupt(format!("no rule lifetime {}", remember.as_str()))
-        })?;
         for action in actions
             .iter()
             .map(String::as_str)
@@ -798,7 +752,7 @@ fn decide_action_in(
                     action: action.to_owned(),
                     resource: resource.clone(),
                     effect,
-                    lifetime,
+                    lifetime: remember,
                 };
                 match crate::policy::create_rule(tx, &spec, Some(session_id), &id)? {
                     Ok(rule) => rule_ids.push(rule.id),

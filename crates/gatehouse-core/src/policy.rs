@@ -13,7 +13,7 @@
 //! (`session` lifetime), or was deleted (a `once` rule is deleted by its first hit).
 
 use rusqlite::{Connection, OptionalExtension};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::audit::{EventKind, NewEvent, Outcome};
 use crate::clock::Millis;
@@ -53,17 +53,18 @@ impl Effect {
     }
 }
 
-/// How long a rule lives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// How long a rule, or a remembered consent, lives. The strings are the jsonl/terminal contract
+/// and the stored `lifetime` / `remember` values. [`crate::approvals::Remember`] is this type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Lifetime {
-    /// Used up by its first hit.
+    /// A rule is used up by its first hit; a consent is not remembered at all.
     #[serde(rename = "once")]
     Once,
     #[serde(rename = "1h")]
     OneHour,
     #[serde(rename = "8h")]
     EightHours,
-    /// Until the server that created it stops.
+    /// Until the server that created it stops (Gatehouse restarts).
     #[serde(rename = "session")]
     Session,
     #[serde(rename = "always")]
@@ -71,15 +72,16 @@ pub enum Lifetime {
 }
 
 impl Lifetime {
+    pub const ALL: [Lifetime; 5] = [
+        Lifetime::Once,
+        Lifetime::OneHour,
+        Lifetime::EightHours,
+        Lifetime::Session,
+        Lifetime::Always,
+    ];
+
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "once" => Some(Lifetime::Once),
-            "1h" => Some(Lifetime::OneHour),
-            "8h" => Some(Lifetime::EightHours),
-            "session" => Some(Lifetime::Session),
-            "always" => Some(Lifetime::Always),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|l| l.as_str() == s)
     }
     pub fn as_str(self) -> &'static str {
         match self {
@@ -90,7 +92,7 @@ impl Lifetime {
             Lifetime::Always => "always",
         }
     }
-    /// When a rule created at `now` expires, for the timed lifetimes.
+    /// When a rule or consent created at `now` expires, for the timed lifetimes.
     pub fn expires_at(self, now: Millis) -> Option<Millis> {
         match self {
             Lifetime::OneHour => Some(now + 3_600_000),
