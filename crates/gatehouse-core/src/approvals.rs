@@ -285,24 +285,7 @@ impl Broker {
         req: &ActionRequest,
         ttl: Duration,
     ) -> Result<ApprovalRow, StoreError> {
-        let now = tx.now();
-        let text = serde_json::to_string(req).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let row = ApprovalRow {
-            id: id.to_owned(),
-            kind: "action".into(),
-            client_id: req.client_id.clone(),
-            request: serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-            request_hash: request_hash(&text),
-            status: ApprovalStatus::Pending,
-            created_at: now,
-            expires_at: now + ttl.min(self.ttl).as_millis() as i64,
-            decided_at: None,
-            channel: None,
-            granted_scopes: None,
-            remember: None,
-            completed_at: None,
-        };
-        rows::insert(tx.conn(), &row, &text).map_err(StoreError::classify)?;
+        let row = insert_pending(tx, id, "action", &req.client_id, req, ttl.min(self.ttl))?;
         tx.append(NewEvent::new(
             EventKind::ActionRequested,
             Outcome::Ok,
@@ -361,24 +344,7 @@ impl Broker {
         id: &str,
         req: &ConsentRequest,
     ) -> Result<ApprovalRow, StoreError> {
-        let now = tx.now();
-        let text = serde_json::to_string(req).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let row = ApprovalRow {
-            id: id.to_owned(),
-            kind: "consent".into(),
-            client_id: req.client_id.clone(),
-            request: serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-            request_hash: request_hash(&text),
-            status: ApprovalStatus::Pending,
-            created_at: now,
-            expires_at: now + self.ttl.as_millis() as i64,
-            decided_at: None,
-            channel: None,
-            granted_scopes: None,
-            remember: None,
-            completed_at: None,
-        };
-        rows::insert(tx.conn(), &row, &text).map_err(StoreError::classify)?;
+        let row = insert_pending(tx, id, "consent", &req.client_id, req, self.ttl)?;
         tx.append(NewEvent::new(
             EventKind::ConsentRequested,
             Outcome::Ok,
@@ -636,6 +602,37 @@ fn decide_in(
     row.granted_scopes = Some(granted);
     row.remember = Some(remember.as_str().to_owned());
     Ok(Ok(row))
+}
+
+/// Inserts a pending approval of `kind` for `req`, bound to the SHA-256 of `req` serialized,
+/// expiring `ttl` from now.
+fn insert_pending<R: Serialize>(
+    tx: &mut WriteTx<'_>,
+    id: &str,
+    kind: &str,
+    client_id: &str,
+    req: &R,
+    ttl: Duration,
+) -> Result<ApprovalRow, StoreError> {
+    let now = tx.now();
+    let text = serde_json::to_string(req).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let row = ApprovalRow {
+        id: id.to_owned(),
+        kind: kind.into(),
+        client_id: client_id.to_owned(),
+        request: serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        request_hash: request_hash(&text),
+        status: ApprovalStatus::Pending,
+        created_at: now,
+        expires_at: now + ttl.as_millis() as i64,
+        decided_at: None,
+        channel: None,
+        granted_scopes: None,
+        remember: None,
+        completed_at: None,
+    };
+    rows::insert(tx.conn(), &row, &text).map_err(StoreError::classify)?;
+    Ok(row)
 }
 
 /// The `type` of each RFC 9396 detail, in order.
