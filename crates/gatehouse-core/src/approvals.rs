@@ -548,17 +548,10 @@ fn decide_in(
         row.decided_at = Some(now);
         return Ok(Ok(row));
     }
-    let granted = decision
-        .scopes
-        .clone()
-        .unwrap_or_else(|| req.scopes.clone());
-    if !is_subset(&granted, &req.scopes) {
-        let extra = granted
-            .into_iter()
-            .filter(|s| !req.scopes.contains(s))
-            .collect();
-        return Ok(Err(DecideError::ScopesNotRequested(extra)));
-    }
+    let granted = match granted_scopes(decision, &req.scopes) {
+        Ok(granted) => granted,
+        Err(e) => return Ok(Err(e)),
+    };
     let remember = decision.remember;
     let d = Decided {
         status: ApprovalStatus::Approved,
@@ -602,6 +595,22 @@ fn decide_in(
     row.granted_scopes = Some(granted);
     row.remember = Some(remember.as_str().to_owned());
     Ok(Ok(row))
+}
+
+/// The scopes an approval grants: the decision's, or all requested; never one not requested.
+fn granted_scopes(decision: &Decision, requested: &[String]) -> Result<Vec<String>, DecideError> {
+    let granted = decision
+        .scopes
+        .clone()
+        .unwrap_or_else(|| requested.to_vec());
+    if !is_subset(&granted, requested) {
+        let extra = granted
+            .into_iter()
+            .filter(|s| !requested.contains(s))
+            .collect();
+        return Err(DecideError::ScopesNotRequested(extra));
+    }
+    Ok(granted)
 }
 
 /// Inserts a pending approval of `kind` for `req`, bound to the SHA-256 of `req` serialized,
@@ -693,18 +702,10 @@ fn decide_action_in(
         serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let took_ms = now - row.created_at;
     let granted = if decision.approve {
-        let granted = decision
-            .scopes
-            .clone()
-            .unwrap_or_else(|| req.scopes.clone());
-        if !is_subset(&granted, &req.scopes) {
-            let extra = granted
-                .into_iter()
-                .filter(|s| !req.scopes.contains(s))
-                .collect();
-            return Ok(Err(DecideError::ScopesNotRequested(extra)));
+        match granted_scopes(decision, &req.scopes) {
+            Ok(granted) => Some(granted),
+            Err(e) => return Ok(Err(e)),
         }
-        Some(granted)
     } else {
         None
     };
