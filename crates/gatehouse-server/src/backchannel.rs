@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use gatehouse_core::backchannel::{BackchannelAck, BackchannelParams};
 
-use crate::oauth::{ErrorResponse, Params, credentials, json_ok, no_store};
+use crate::oauth::{ErrorResponse, Params, client_form, json_ok, no_store};
 use crate::{AppState, pages};
 
 fn params(p: &Params) -> BackchannelParams {
@@ -30,8 +30,7 @@ pub(crate) async fn bc_authorize(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ErrorResponse> {
-    let p = Params::form(&headers, &body)?;
-    let creds = credentials(&headers, &p)?;
+    let (p, creds) = client_form(&headers, &body)?;
     let ack: BackchannelAck = state.authority.bc_authorize(params(&p), creds).await?;
     Ok(json_ok(
         StatusCode::OK,
@@ -49,8 +48,7 @@ pub(crate) async fn device_authorization(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ErrorResponse> {
-    let p = Params::form(&headers, &body)?;
-    let creds = credentials(&headers, &p)?;
+    let (p, creds) = client_form(&headers, &body)?;
     let ack = state
         .authority
         .device_authorization(params(&p), creds)

@@ -130,11 +130,29 @@ impl Params {
     }
 }
 
-/// Client credentials from the Authorization header and the form (RFC 6749 §2.3.1).
-pub(crate) fn credentials(
+/// A client's form request (`/token`, `/bc-authorize`, `/device_authorization`): the parameters,
+/// then the client's credentials from them and the Authorization header.
+pub(crate) fn client_form(
     headers: &HeaderMap,
-    params: &Params,
-) -> Result<ClientCredentials, ErrorResponse> {
+    body: &Bytes,
+) -> Result<(Params, ClientCredentials), ErrorResponse> {
+    let p = Params::form(headers, body)?;
+    let creds = credentials(headers, &p)?;
+    Ok((p, creds))
+}
+
+/// [`client_form`] where no parameter may repeat (`/revoke`, `/introspect`).
+fn client_form_once(
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<(Params, ClientCredentials), ErrorResponse> {
+    let p = Params::form_once(headers, body)?;
+    let creds = credentials(headers, &p)?;
+    Ok((p, creds))
+}
+
+/// Client credentials from the Authorization header and the form (RFC 6749 §2.3.1).
+fn credentials(headers: &HeaderMap, params: &Params) -> Result<ClientCredentials, ErrorResponse> {
     let form_id = params.one("client_id");
     let form_secret = params.one("client_secret");
     let basic = headers
@@ -357,8 +375,7 @@ pub(crate) async fn token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ErrorResponse> {
-    let p = Params::form(&headers, &body)?;
-    let creds = credentials(&headers, &p)?;
+    let (p, creds) = client_form(&headers, &body)?;
     let params = TokenParams {
         grant_type: p.one("grant_type"),
         code: p.one("code"),
@@ -392,8 +409,7 @@ pub(crate) async fn revoke(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ErrorResponse> {
-    let p = Params::form_once(&headers, &body)?;
-    let creds = credentials(&headers, &p)?;
+    let (p, creds) = client_form_once(&headers, &body)?;
     state.authority.revoke(p.one("token"), creds).await?;
     Ok(no_store(StatusCode::OK.into_response()))
 }
@@ -403,8 +419,7 @@ pub(crate) async fn introspect(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ErrorResponse> {
-    let p = Params::form_once(&headers, &body)?;
-    let creds = credentials(&headers, &p)?;
+    let (p, creds) = client_form_once(&headers, &body)?;
     let answer = state.authority.introspect(p.one("token"), creds).await?;
     Ok(json_ok(
         StatusCode::OK,
