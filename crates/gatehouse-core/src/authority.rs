@@ -208,6 +208,28 @@ pub(crate) fn reject(
     Ok(err)
 }
 
+/// A code or refresh token came back after it was used, so it leaked: revokes every token of its
+/// grant, audits `kind` with `detail` plus `tokens_revoked`, and returns the `invalid_grant` to report.
+fn revoke_leaked(
+    tx: &mut WriteTx<'_>,
+    kind: EventKind,
+    client_id: &str,
+    grant_id: i64,
+    reason: &str,
+    mut detail: serde_json::Value,
+    message: &str,
+) -> Result<OAuthError, StoreError> {
+    let revoked = grants::revoke_family(tx.conn(), grant_id, reason, tx.now())?;
+    detail["tokens_revoked"] = revoked.into();
+    tx.append(NewEvent::new(
+        kind,
+        Outcome::Rejected,
+        Some(client_id),
+        detail,
+    ))?;
+    Ok(OAuthError::new(ErrorCode::InvalidGrant, message))
+}
+
 impl Authority {
     pub fn new(store: Store, clock: Arc<dyn Clock>, config: AuthorityConfig) -> Self {
         let session_id: Arc<str> = random_id("ses_").into();
@@ -932,14 +954,9 @@ impl Authority {
                 // A code that comes back after it was redeemed was intercepted or replayed: revoke
                 // everything it issued (OAuth 2.1 §4.1.3).
                 let replayed = |tx: &mut WriteTx<'_>| -> Result<OAuthError, StoreError> {
-                    let revoked = grants::revoke_family(tx.conn(), stored.grant_id, "authorization code replayed", now)?;
-                    tx.append(NewEvent::new(
-                        EventKind::CodeReplayed,
-                        Outcome::Rejected,
-                        Some(&client_id),
-                        serde_json::json!({ "grant_id": stored.grant_id, "tokens_revoked": revoked }),
-                    ))?;
-                    Ok(invalid("the authorization code was already used; every token issued from it is now revoked"))
+                    revoke_leaked(tx, EventKind::CodeReplayed, &client_id, stored.grant_id, "authorization code replayed",
+                        serde_json::json!({ "grant_id": stored.grant_id }),
+                        "the authorization code was already used; every token issued from it is now revoked")
                 };
                 if stored.used_at.is_some() {
                     return Ok(Err(replayed(tx)?));
@@ -1022,14 +1039,9 @@ impl Authority {
                 // RFC 9700 §4.14.2: a rotated refresh token came back, so it was stolen or
                 // replayed. Kill the whole family.
                 let reused = |tx: &mut WriteTx<'_>| -> Result<OAuthError, StoreError> {
-                    let revoked = grants::revoke_family(tx.conn(), old.grant_id, "refresh token reused", now)?;
-                    tx.append(NewEvent::new(
-                        EventKind::RefreshReuseDetected,
-                        Outcome::Rejected,
-                        Some(&client_id),
-                        serde_json::json!({ "grant_id": old.grant_id, "token_id": old.id, "tokens_revoked": revoked }),
-                    ))?;
-                    Ok(invalid("the refresh token was already used; every token of this grant is now revoked"))
+                    revoke_leaked(tx, EventKind::RefreshReuseDetected, &client_id, old.grant_id, "refresh token reused",
+                        serde_json::json!({ "grant_id": old.grant_id, "token_id": old.id }),
+                        "the refresh token was already used; every token of this grant is now revoked")
                 };
                 if old.rotated_at.is_some() {
                     return Ok(Err(reused(tx)?));
