@@ -323,6 +323,17 @@ async fn public_clients_cannot_use_ciba() {
     )
     .await
     .assert_oauth_error(StatusCode::BAD_REQUEST, "invalid_authorization_details");
+    // CIBA §13: a binding message Gatehouse will not show is invalid_binding_message.
+    let long = "x".repeat(101);
+    for bad in [long.as_str(), "line one\nline two"] {
+        g.post(
+            "/bc-authorize",
+            &ciba,
+            &[("login_hint", "me"), ("binding_message", bad)],
+        )
+        .await
+        .assert_oauth_error(StatusCode::BAD_REQUEST, "invalid_binding_message");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

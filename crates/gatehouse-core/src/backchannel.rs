@@ -214,12 +214,14 @@ impl Authority {
         };
         let binding_message = match p.binding_message.as_deref() {
             Some(m) if m.chars().count() > MAX_BINDING_MESSAGE => {
-                return Err(invalid_request(format!(
-                    "binding_message is longer than {MAX_BINDING_MESSAGE} characters"
-                )));
+                return Err(OAuthError::new(
+                    ErrorCode::InvalidBindingMessage,
+                    format!("binding_message is longer than {MAX_BINDING_MESSAGE} characters"),
+                ));
             }
             Some(m) if m.chars().any(char::is_control) => {
-                return Err(invalid_request(
+                return Err(OAuthError::new(
+                    ErrorCode::InvalidBindingMessage,
                     "binding_message contains control characters",
                 ));
             }

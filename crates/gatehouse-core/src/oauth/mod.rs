@@ -31,6 +31,8 @@ pub enum ErrorCode {
     InvalidRedirectUri,
     InvalidClientMetadata,
     UnsupportedTokenType,
+    /// OpenID CIBA §13: the binding message is invalid or unacceptable.
+    InvalidBindingMessage,
     /// RFC 9396 §5: an `authorization_details` value is malformed or of an unknown type.
     InvalidAuthorizationDetails,
     /// CIBA §11 and RFC 8628 §3.5: the person has not decided yet.
@@ -59,6 +61,7 @@ impl ErrorCode {
             ErrorCode::InvalidRedirectUri => "invalid_redirect_uri",
             ErrorCode::InvalidClientMetadata => "invalid_client_metadata",
             ErrorCode::UnsupportedTokenType => "unsupported_token_type",
+            ErrorCode::InvalidBindingMessage => "invalid_binding_message",
             ErrorCode::InvalidAuthorizationDetails => "invalid_authorization_details",
             ErrorCode::AuthorizationPending => "authorization_pending",
             ErrorCode::SlowDown => "slow_down",
