@@ -897,3 +897,71 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
         data = data.get(eol + 2 + size + 2..).unwrap_or_default();
     }
 }
+
+/// Helpers for tests of the vault and gateway, which use the real OS keyring.
+pub mod vault {
+    use std::io::Write;
+    use std::path::Path;
+    use std::process::{Output, Stdio};
+
+    /// Real-keyring tests need a Secret Service; `scripts/test.sh` provides one and sets
+    /// `GATEHOUSE_TEST_KEYRING`. Elsewhere they say they were skipped.
+    pub fn keyring_session() -> bool {
+        if std::env::var_os("GATEHOUSE_TEST_KEYRING").is_some() {
+            return true;
+        }
+        eprintln!("skipped: needs the headless keyring session of scripts/test.sh");
+        false
+    }
+
+    /// 16 random hex characters, for unique connection names and secrets.
+    pub fn random_hex() -> String {
+        use rand::RngCore;
+        let mut b = [0u8; 8];
+        rand::rng().fill_bytes(&mut b);
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    /// A command's status, stdout and stderr, for assertion messages.
+    pub fn text(out: &Output) -> String {
+        format!(
+            "status {}\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }
+
+    /// Runs `gatehouse connections add ARGS...` with `secret` on stdin (never on the command line).
+    pub fn add(dir: &Path, args: &[&str], secret: &str, env: &[(&str, &str)]) -> Output {
+        let mut all = vec!["connections", "add"];
+        all.extend_from_slice(args);
+        let mut child = crate::gatehouse_command(dir, &all)
+            .envs(env.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(format!("{secret}\n").as_bytes())
+            .expect("write secret");
+        child.wait_with_output().expect("wait")
+    }
+
+    /// Panics if any file in the data dir (db, wal, shm, lock) holds `secret`.
+    pub fn assert_not_in_data_dir(dir: &Path, secret: &str) {
+        for entry in std::fs::read_dir(dir).expect("read data dir") {
+            let path = entry.expect("entry").path();
+            let bytes = std::fs::read(&path).unwrap_or_default();
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "the secret is in {}",
+                path.display()
+            );
+        }
+    }
+}

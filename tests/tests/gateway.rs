@@ -4,12 +4,11 @@
 //! receives. Allow, ask approved, ask denied, wrong audience, missing scope, a 20 MB body both
 //! ways, and a sealed vault.
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Output, Stdio};
 use std::sync::{Arc, Mutex};
 
-use gatehouse_e2e::{Server, flow, gatehouse_command, pkce_pair, run_cli};
+use gatehouse_e2e::vault::{add, assert_not_in_data_dir, keyring_session, random_hex, text};
+use gatehouse_e2e::{Server, flow, pkce_pair, run_cli};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
@@ -19,31 +18,6 @@ use hyper::{HeaderMap, Method, Request, Response};
 use hyper_util::rt::TokioIo;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-/// Real-keyring tests need a Secret Service; `scripts/test.sh` provides one and sets this.
-fn keyring_session() -> bool {
-    if std::env::var_os("GATEHOUSE_TEST_KEYRING").is_some() {
-        return true;
-    }
-    eprintln!("skipped: needs the headless keyring session of scripts/test.sh");
-    false
-}
-
-fn random_hex() -> String {
-    use rand::RngCore;
-    let mut b = [0u8; 8];
-    rand::rng().fill_bytes(&mut b);
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// What the fake upstream received: method, path and query, headers.
 type Seen = Arc<Mutex<Vec<(Method, String, HeaderMap)>>>;
@@ -97,31 +71,15 @@ async fn fake_upstream(seen: Seen) -> String {
 
 /// `gatehouse connections add NAME --url URL --api-key --header X-Upstream-Key`, the secret on stdin.
 fn add_connection(dir: &Path, name: &str, url: &str, secret: &str) {
-    let mut child = gatehouse_command(
-        dir,
-        &[
-            "connections",
-            "add",
-            name,
-            "--url",
-            url,
-            "--api-key",
-            "--header",
-            "X-Upstream-Key",
-        ],
-    )
-    .stdin(Stdio::piped())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("spawn");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(format!("{secret}\n").as_bytes())
-        .expect("write secret");
-    let out = child.wait_with_output().expect("wait");
+    let args = [
+        name,
+        "--url",
+        url,
+        "--api-key",
+        "--header",
+        "X-Upstream-Key",
+    ];
+    let out = add(dir, &args, secret, &[]);
     assert!(out.status.success(), "{}", text(&out));
 }
 
@@ -183,19 +141,6 @@ async fn read(res: reqwest::Response) -> (StatusCode, reqwest::header::HeaderMap
 fn assert_secret_absent(headers: &reqwest::header::HeaderMap, body: &str, secret: &str) {
     assert!(!format!("{headers:?}").contains(secret), "{headers:?}");
     assert!(!body.contains(secret), "{body}");
-}
-
-/// Panics if any file in the data dir holds `secret`.
-fn assert_not_in_data_dir(dir: &Path, secret: &str) {
-    for entry in std::fs::read_dir(dir).expect("read data dir") {
-        let path = entry.expect("entry").path();
-        let bytes = std::fs::read(&path).unwrap_or_default();
-        assert!(
-            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
-            "the secret is in {}",
-            path.display()
-        );
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -2,75 +2,18 @@
 //! D-Bus session `scripts/test.sh` starts), and with no keyring at all (a sealed vault). The
 //! secret must land in the keyring and nowhere in the data dir (database, WAL, shm).
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
-use gatehouse_e2e::{Server, gatehouse_command, run_cli};
+use gatehouse_e2e::vault::{add, assert_not_in_data_dir, keyring_session, random_hex, text};
+use gatehouse_e2e::{Server, run_cli};
 use serde_json::Value;
-
-/// Real-keyring tests need a Secret Service; `scripts/test.sh` provides one and sets this.
-fn keyring_session() -> bool {
-    if std::env::var_os("GATEHOUSE_TEST_KEYRING").is_some() {
-        return true;
-    }
-    eprintln!("skipped: needs the headless keyring session of scripts/test.sh");
-    false
-}
-
-fn random_hex() -> String {
-    use rand::RngCore;
-    let mut b = [0u8; 8];
-    rand::rng().fill_bytes(&mut b);
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
 
 /// A data dir with a database in it (the admin commands never create one).
 fn data_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     Server::start(dir.path(), &[]).stop();
     dir
-}
-
-fn add(dir: &Path, args: &[&str], secret: &str, env: &[(&str, &str)]) -> Output {
-    let mut all = vec!["connections", "add"];
-    all.extend_from_slice(args);
-    let mut child = gatehouse_command(dir, &all)
-        .envs(env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(format!("{secret}\n").as_bytes())
-        .expect("write secret");
-    child.wait_with_output().expect("wait")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// Panics if any file in the data dir (db, wal, shm, lock) holds `secret`.
-fn assert_not_in_data_dir(dir: &Path, secret: &str) {
-    for entry in std::fs::read_dir(dir).expect("read data dir") {
-        let path = entry.expect("entry").path();
-        let bytes = std::fs::read(&path).unwrap_or_default();
-        assert!(
-            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
-            "the secret is in {}",
-            path.display()
-        );
-    }
 }
 
 /// The secret in the keyring entry, via `secret-tool` (an independent Secret Service client).
