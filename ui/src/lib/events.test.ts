@@ -1,0 +1,54 @@
+import { describe, expect, it } from "vitest";
+import { describeEvent, joinScopes, type DescribeContext } from "./events";
+import type { Event, JsonValue } from "./types";
+
+function ev(kind: string, detail: JsonValue, clientId: string | null = "c1", outcome = "ok"): Event {
+  return { id: 1, ts: 0, kind, outcome, clientId, detail, hash: "00" };
+}
+
+const ctx: DescribeContext = {
+  agentName: (id) => (id === "c1" ? "Claude Code" : undefined),
+  connectionHost: (name) => (name === "github" ? "api.github.com" : undefined),
+};
+
+describe("describeEvent", () => {
+  it.each<[string, Event, string]>([
+    ["token issued", ev("token.issued", { via: "authorization_code", scopes: ["mail:read"] }), "Claude Code was issued a token for mail:read"],
+    ["token via ciba", ev("token.issued", { via: "ciba", scopes: ["mail:send"] }), "Claude Code was issued a token for mail:send via ciba"],
+    ["gateway call", ev("gateway.call", { connection: "github", method: "GET", path: "/user", status: 200, latency_ms: 34, decision: "allow" }), "gateway GET api.github.com/user → 200 in 34 ms"],
+    ["gateway denied, unknown host", ev("gateway.call", { connection: "files", method: "DELETE", path: "/a", status: 403, latency_ms: 5, decision: "deny" }), "gateway DELETE files/a → 403 in 5 ms (denied)"],
+    ["gateway approved", ev("gateway.call", { connection: "github", method: "POST", path: "/repos", status: 201, latency_ms: 900, decision: "approved" }), "gateway POST api.github.com/repos → 201 in 900 ms (you approved)"],
+    ["name from detail when not known", ev("agent.registered", { client_name: "Cursor" }, "c9"), "Cursor registered as a new agent"],
+    ["client id as last resort", ev("agent.registered", {}, "c9"), "c9 registered as a new agent"],
+    ["agent revoked", ev("agent.revoked", { summary: { grants: 2, tokens: 5 } }), "Claude Code was revoked (2 grants, 5 tokens)"],
+    ["consent requested, many scopes", ev("consent.requested", { scopes: ["openid", "profile", "email", "mail:read", "mail:send"] }), "Claude Code asked for openid, profile, email and 2 more"],
+    ["consent approved", ev("consent.approved", { scopes_granted: ["mail:read"], channel: "window" }), "Claude Code was approved for mail:read (window)"],
+    ["consent denied", ev("consent.denied", { channel: "tray" }, "c1", "denied"), "Claude Code was denied (tray)"],
+    ["consent expired", ev("consent.expired", { waited_ms: 120000 }, "c1", "denied"), "Claude Code's sign-in request expired unanswered after 120 s"],
+    ["action requested", ev("action.requested", { binding_message: "send mail to alex" }), "Claude Code asked to act: send mail to alex"],
+    ["action requested, types", ev("action.requested", { detail_types: ["message_send"] }), "Claude Code asked to act: message_send"],
+    ["action approved", ev("action.approved", { channel: "notification" }), "Claude Code's action was approved (notification)"],
+    ["token used", ev("token.used", { uses_left: 0 }), "Claude Code used a limited token (0 uses left)"],
+    ["token revoked whole grant", ev("token.revoked", { whole_grant: true, tokens_revoked: 3 }), "Claude Code's grant was revoked (3 tokens)"],
+    ["token revoked one", ev("token.revoked", { kind: "access", whole_grant: false }), "Claude Code's access token was revoked"],
+    ["request rejected anonymous", ev("request.rejected", { endpoint: "/token", error: "invalid_grant" }, null, "rejected"), "A /token request was rejected: invalid_grant"],
+    ["request rejected agent", ev("request.rejected", { endpoint: "/authorize", error: "invalid_scope" }, "c1", "rejected"), "Claude Code's /authorize request was rejected: invalid_scope"],
+    ["rule created", ev("rule.created", { rule: { id: 4, effect: "allow", action: "mail:send", resource: "*", agent: "c1" } }), "Rule #4 created: allow mail:send on * for c1"],
+    ["rule hit", ev("rule.hit", { rule_ids: [4, 7], decision: "allow" }), "Rule #4, #7 decided allow for Claude Code"],
+    ["paused", ev("agents.paused", { by: "desktop" }, null), "All agents paused (by desktop)"],
+    ["resumed", ev("agents.resumed", {}, null), "Agents resumed"],
+    ["connection added", ev("connection.added", { connection: "github", kind: "bearer", provider: "api.github.com" }, null), "Connection github (bearer, api.github.com) added"],
+    ["code replayed", ev("code.replayed", { grant_id: 1 }, "c1", "rejected"), "Claude Code replayed an authorization code; its tokens were revoked"],
+    ["unknown kind", ev("mcp.tool_called", {}, "c1"), "mcp.tool_called (ok) by Claude Code"],
+    ["detail not an object", ev("token.issued", "oops"), "Claude Code was issued a token for no scopes"],
+  ])("%s", (_, event, want) => expect(describeEvent(event, ctx)).toBe(want));
+});
+
+describe("joinScopes", () => {
+  it.each<[string[], string]>([
+    [[], "no scopes"],
+    [["a"], "a"],
+    [["a", "b", "c"], "a, b, c"],
+    [["a", "b", "c", "d"], "a, b, c and 1 more"],
+  ])("%j → %s", (s, want) => expect(joinScopes(s)).toBe(want));
+});

@@ -1,0 +1,112 @@
+//! Every IPC command and event of docs/desktop.md, typed once. Components call these, never
+//! `invoke` with a string; a failed command rejects with an `IpcError` (`{code, message}`).
+import { invoke } from "@tauri-apps/api/core";
+import { listen, type UnlistenFn } from "@tauri-apps/api/event";
+import type {
+  AgentOverview,
+  AppStatus,
+  ApprovalOverview,
+  ApprovalStatus,
+  ApprovalView,
+  ConnectionView,
+  DecidedNotice,
+  Decision,
+  Event,
+  EventQuery,
+  ExportFormat,
+  ExportResult,
+  IpcError,
+  IpcErrorCode,
+  KillSummary,
+  RevokeSummary,
+  RuleView,
+  Settings,
+} from "./types";
+
+const CODES: ReadonlySet<string> = new Set<IpcErrorCode>([
+  "not_found",
+  "already_decided",
+  "expired",
+  "invalid_input",
+  "conflict",
+  "unavailable",
+  "vault_sealed",
+  "internal",
+]);
+
+/** Whatever a rejected `invoke` carried, as an `IpcError` (unknown shapes become `internal`). */
+export function toIpcError(e: unknown): IpcError {
+  if (typeof e === "object" && e !== null && "code" in e && "message" in e) {
+    const { code, message } = e as { code: unknown; message: unknown };
+    if (typeof code === "string" && CODES.has(code)) {
+      return { code: code as IpcErrorCode, message: String(message) };
+    }
+  }
+  if (e instanceof Error) return { code: "internal", message: e.message };
+  return { code: "internal", message: typeof e === "string" ? e : "unexpected error" };
+}
+
+export function isIpcError(e: unknown): e is IpcError {
+  return (
+    typeof e === "object" && e !== null && "code" in e && "message" in e && CODES.has(String((e as IpcError).code))
+  );
+}
+
+async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> {
+  try {
+    return await invoke<T>(cmd, args);
+  } catch (e) {
+    throw toIpcError(e);
+  }
+}
+
+export const ipc = {
+  status: () => call<AppStatus>("status"),
+  approvalsPending: () => call<ApprovalView[]>("approvals_pending"),
+  approvalsHistory: (limit: number) => call<ApprovalOverview[]>("approvals_history", { limit }),
+  approvalGet: (id: string) => call<ApprovalOverview>("approval_get", { id }),
+  approvalDecide: (id: string, decision: Decision) => call<ApprovalStatus>("approval_decide", { id, decision }),
+  agentsList: () => call<AgentOverview[]>("agents_list"),
+  agentRevoke: (clientId: string) => call<RevokeSummary>("agent_revoke", { clientId }),
+  agentSuspend: (clientId: string, suspended: boolean) =>
+    call<AgentOverview>("agent_suspend", { clientId, suspended }),
+  grantRevoke: (grantId: number) => call<number>("grant_revoke", { grantId }),
+  eventsPage: (query: EventQuery) => call<Event[]>("events_page", { query }),
+  eventsExport: (query: EventQuery, format: ExportFormat) =>
+    call<ExportResult>("events_export", { query, format }),
+  eventKinds: () => call<string[]>("event_kinds"),
+  rulesList: () => call<RuleView[]>("rules_list"),
+  ruleDelete: (id: number) => call<RuleView>("rule_delete", { id }),
+  pauseSet: (paused: boolean) => call<boolean>("pause_set", { paused }),
+  killSwitch: () => call<KillSummary>("kill_switch"),
+  settingsGet: () => call<Settings>("settings_get"),
+  settingsSet: (settings: Settings) => call<Settings>("settings_set", { settings }),
+  connectionsList: () => call<ConnectionView[]>("connections_list"),
+};
+
+/** The shell's events; each `on*` resolves to the function that stops listening. */
+export const events = {
+  onEvent: (f: (e: Event) => void): Promise<UnlistenFn> =>
+    listen<Event>("gatehouse://event", (m) => f(m.payload)),
+  onApprovals: (f: (list: ApprovalView[]) => void): Promise<UnlistenFn> =>
+    listen<ApprovalView[]>("gatehouse://approvals", (m) => f(m.payload)),
+  onDecided: (f: (d: DecidedNotice) => void): Promise<UnlistenFn> =>
+    listen<DecidedNotice>("gatehouse://decided", (m) => f(m.payload)),
+  onStatus: (f: (s: AppStatus) => void): Promise<UnlistenFn> =>
+    listen<AppStatus>("gatehouse://status", (m) => f(m.payload)),
+};
+
+/** Runs `subscribe` (a set of `events.on*` calls) and returns a synchronous cleanup for `$effect`. */
+export function subscribeAll(subs: Array<Promise<UnlistenFn>>): () => void {
+  let stopped = false;
+  const fns: UnlistenFn[] = [];
+  for (const p of subs) {
+    p.then((un) => (stopped ? un() : fns.push(un))).catch(() => {
+      // Outside Tauri (vite dev in a browser) there is no event bridge; the views still render.
+    });
+  }
+  return () => {
+    stopped = true;
+    for (const un of fns.splice(0)) un();
+  };
+}
