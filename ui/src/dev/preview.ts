@@ -1,0 +1,241 @@
+//! Development preview outside Tauri (`npm run dev` in a browser): a fake backend answering the
+//! IPC contract with sample data, so the views can be looked at and clicked without the shell.
+//! main.ts loads this only when `import.meta.env.DEV` and no Tauri bridge exists; production
+//! builds never include it.
+import { emit } from "@tauri-apps/api/event";
+import { mockIPC, mockWindows } from "@tauri-apps/api/mocks";
+import type {
+  AgentOverview,
+  AppStatus,
+  ApprovalOverview,
+  ApprovalView,
+  ConnectionView,
+  Event,
+  EventQuery,
+  RuleView,
+  Settings,
+} from "../lib/types";
+
+const now = Date.now();
+const MIN = 60_000;
+
+const status: AppStatus = {
+  issuer: "http://127.0.0.1:7878",
+  dataDir: "/home/alex/.local/share/gatehouse",
+  paused: false,
+  pendingCount: 2,
+  vaultSealed: false,
+  vaultReason: null,
+};
+
+const pending: ApprovalView[] = [
+  {
+    id: "apr_consent1",
+    kind: "consent",
+    clientId: "cl_7f3a9c2e",
+    clientName: "Claude Code",
+    verified: false,
+    redirectHost: "127.0.0.1",
+    scopes: ["openid", "profile", "mail:read", "github:read", "offline_access"],
+    resources: ["http://127.0.0.1:7878/gateway/github"],
+    authorizationDetails: null,
+    bindingMessage: null,
+    via: null,
+    userCode: null,
+    summary: [],
+    warnings: [],
+    createdAt: now - 10_000,
+    expiresAt: now + 110_000,
+  },
+  {
+    id: "apr_action1",
+    kind: "action",
+    clientId: "cl_7f3a9c2e",
+    clientName: "Claude Code",
+    verified: false,
+    redirectHost: null,
+    scopes: ["mail:send"],
+    resources: [],
+    authorizationDetails: [
+      { type: "message_send", recipients: ["alex@contractor.example"], subject: "Q3 numbers", attachments: 1 },
+    ],
+    bindingMessage: "QX-42",
+    via: "ciba",
+    userCode: null,
+    summary: ["send an email to alex@contractor.example"],
+    warnings: ["alex@contractor.example is outside your domains"],
+    createdAt: now - 5_000,
+    expiresAt: now + 25_000,
+  },
+];
+
+const agents: AgentOverview[] = [
+  {
+    clientId: "cl_7f3a9c2e",
+    clientName: "Claude Code",
+    verified: false,
+    suspended: false,
+    createdAt: now - 3 * 86_400_000,
+    lastSeenAt: now - 2 * MIN,
+    revokedAt: null,
+    grants: [
+      { id: 12, clientId: "cl_7f3a9c2e", scopes: ["openid", "mail:read"], resources: [], createdAt: now - 86_400_000, revokedAt: null, expiresAt: null },
+      { id: 15, clientId: "cl_7f3a9c2e", scopes: ["github:read"], resources: ["http://127.0.0.1:7878/gateway/github"], createdAt: now - 3_600_000, revokedAt: null, expiresAt: now + 7 * 3_600_000 },
+    ],
+    liveTokens: [
+      { id: "tok_a1", kind: "access", grantId: 12, scopes: ["openid", "mail:read"], expiresAt: now + 40 * MIN },
+      { id: "tok_a2", kind: "access", grantId: 15, scopes: ["github:read"], expiresAt: now + 12 * MIN },
+    ],
+  },
+  {
+    clientId: "cl_0b1d44aa",
+    clientName: "Cursor",
+    verified: true,
+    suspended: true,
+    createdAt: now - 20 * 86_400_000,
+    lastSeenAt: null,
+    revokedAt: null,
+    grants: [],
+    liveTokens: [],
+  },
+];
+
+const KINDS = ["token.issued", "gateway.call", "consent.approved", "consent.requested", "token.refreshed", "request.rejected", "rule.hit"];
+
+function sampleEvent(id: number, ts: number): Event {
+  const kind = KINDS[id % KINDS.length]!;
+  const detail: Record<string, unknown> =
+    kind === "gateway.call"
+      ? { connection: "github", method: id % 5 ? "GET" : "POST", path: `/repos/acme/app/issues/${id}`, status: id % 11 ? 200 : 403, latency_ms: 20 + (id % 70), decision: id % 11 ? "allow" : "deny" }
+      : kind === "request.rejected"
+        ? { endpoint: "/token", error: "invalid_grant", reason: "the code expired" }
+        : { scopes: ["openid", "mail:read"], scopes_granted: ["mail:read"], channel: "window", via: "authorization_code", rule_ids: [3], decision: "allow" };
+  return {
+    id,
+    ts,
+    kind,
+    outcome: kind === "request.rejected" ? "rejected" : kind === "gateway.call" && detail["status"] === 403 ? "denied" : "ok",
+    clientId: kind === "request.rejected" ? null : id % 3 ? "cl_7f3a9c2e" : "cl_0b1d44aa",
+    detail: detail as Event["detail"],
+    hash: (id * 2654435761).toString(16).padStart(64, "0").slice(0, 64),
+  };
+}
+
+const log: Event[] = [];
+for (let id = 1; id <= 5000; id++) log.push(sampleEvent(id, now - (5000 - id) * 45_000));
+
+const rules: RuleView[] = [
+  { id: 3, agent: "cl_7f3a9c2e", action: "github:read", resource: "*", effect: "allow", lifetime: "always", createdAt: now - 86_400_000, expiresAt: null, createdBy: "window", hits: 214, lastHitAt: now - 3 * MIN },
+  { id: 4, agent: "*", action: "message_send", resource: "*@contractor.example", effect: "ask", lifetime: "8h", createdAt: now - 3_600_000, expiresAt: now + 7 * 3_600_000, createdBy: "cli", hits: 0, lastHitAt: null },
+];
+
+const connections: ConnectionView[] = [
+  { name: "github", kind: "oauth", provider: "github", label: "alex (work)", baseUrl: "https://api.github.com", scopes: ["repo"], status: "active", createdAt: now - 9 * 86_400_000, expiresAt: now + 3_600_000, lastUsedAt: now - MIN },
+  { name: "notion", kind: "api_key", provider: "api.notion.com", label: "team space", baseUrl: "https://api.notion.com", scopes: [], status: "expired", createdAt: now - 40 * 86_400_000, expiresAt: now - 86_400_000, lastUsedAt: null },
+];
+
+let settings: Settings = {
+  approvalTimeoutSecs: 120,
+  notifyConsent: true,
+  notifyAction: true,
+  notifyGateway: false,
+  listen: "127.0.0.1:7878",
+  startAtLogin: false,
+};
+
+function page(q: EventQuery): Event[] {
+  const text = q.text?.toLowerCase();
+  const out: Event[] = [];
+  for (let i = log.length - 1; i >= 0 && out.length < (q.limit || Infinity); i--) {
+    const e = log[i]!;
+    if (q.beforeId !== undefined && e.id >= q.beforeId) continue;
+    if (q.clientId && e.clientId !== q.clientId) continue;
+    if (q.kinds?.length && !q.kinds.includes(e.kind)) continue;
+    if (q.outcome && e.outcome !== q.outcome) continue;
+    if (q.since && e.ts < q.since) continue;
+    if (text && !JSON.stringify(e).toLowerCase().includes(text)) continue;
+    out.push(e);
+  }
+  return out;
+}
+
+function overview(v: ApprovalView, s: ApprovalOverview["status"]): ApprovalOverview {
+  return { ...v, status: s, channel: s === "pending" ? null : "window", decidedAt: null, decidedAfterMs: s === "pending" ? null : 4200, grantedScopes: null, remember: null };
+}
+
+export function installPreview(): void {
+  const label = location.hash.startsWith("#/consent/") ? "consent" : "main";
+  mockWindows(label);
+  mockIPC(
+    (cmd, args) => {
+      const a = (args ?? {}) as Record<string, unknown>;
+      switch (cmd) {
+        case "status":
+          return { ...status, pendingCount: pending.length };
+        case "approvals_pending":
+          return pending;
+        case "approvals_history":
+          return [overview({ ...pending[0]!, id: "apr_old1", createdAt: now - 86_400_000 }, "approved"), overview({ ...pending[1]!, id: "apr_old2", createdAt: now - 7_200_000 }, "expired")];
+        case "approval_get": {
+          const v = pending.find((p) => p.id === a["id"]);
+          if (!v) throw { code: "not_found", message: "no such approval" };
+          return overview(v, "pending");
+        }
+        case "approval_decide": {
+          const i = pending.findIndex((p) => p.id === a["id"]);
+          if (i < 0) throw { code: "already_decided", message: "already decided" };
+          pending.splice(i, 1);
+          const d = a["decision"] as { approve: boolean };
+          const s = d.approve ? "approved" : "denied";
+          void emit("gatehouse://approvals", pending);
+          void emit("gatehouse://decided", { id: a["id"], status: s, channel: "window" });
+          return s;
+        }
+        case "agents_list":
+          return agents;
+        case "agent_revoke":
+          return { grants: 2, tokens: 2, rememberedConsents: 1, pendingApprovalsDenied: 0 };
+        case "agent_suspend": {
+          const ag = agents.find((x) => x.clientId === a["clientId"])!;
+          ag.suspended = a["suspended"] as boolean;
+          return ag;
+        }
+        case "grant_revoke":
+          return 1;
+        case "events_page":
+          return page(a["query"] as EventQuery);
+        case "events_export":
+          return { path: `/home/alex/Downloads/gatehouse-events.${String(a["format"])}`, count: page({ ...(a["query"] as EventQuery), limit: 0 }).length };
+        case "event_kinds":
+          return [...KINDS].sort();
+        case "rules_list":
+          return rules;
+        case "rule_delete":
+          return rules.splice(rules.findIndex((r) => r.id === a["id"]), 1)[0];
+        case "pause_set":
+          status.paused = a["paused"] as boolean;
+          return status.paused;
+        case "kill_switch":
+          status.paused = true;
+          return { agents: 2, grants: 2, tokens: 2, pendingDenied: pending.length };
+        case "settings_get":
+          return settings;
+        case "settings_set":
+          settings = a["settings"] as Settings;
+          return settings;
+        case "connections_list":
+          return connections;
+        default:
+          // Window calls (close) and anything else: succeed quietly.
+          return null;
+      }
+    },
+    { shouldMockEvents: true },
+  );
+  // A live feed: one new event every two seconds.
+  setInterval(() => {
+    const e = sampleEvent(log.length + 1, Date.now());
+    log.push(e);
+    void emit("gatehouse://event", e);
+  }, 2000);
+}
