@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { approveDecision, canApprove, keyAction, outcomeOfError } from "./consent";
+import { actionLead, approveDecision, canApprove, keyAction, outcomeOfError } from "./consent";
 import type { IpcErrorCode } from "./types";
 
 describe("approveDecision", () => {
@@ -44,4 +44,13 @@ describe("keyAction", () => {
     [" ", "INPUT", null, "default"],
     ["Tab", "BUTTON", "approve", "default"],
   ])("%s on %s[%s] → %s", (key, tagName, testId, want) => expect(keyAction(key, { tagName, testId })).toBe(want));
+});
+
+describe("actionLead", () => {
+  it.each<[string | null, string]>([
+    ["gateway", "wants to make this request through Gatehouse"],
+    ["device", "wants to act for you (it showed you a code)"],
+    ["ciba", "wants to act for you"],
+    [null, "wants to act for you"],
+  ])("%s → %s", (via, want) => expect(actionLead(via)).toBe(want));
 });

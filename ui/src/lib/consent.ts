@@ -55,3 +55,17 @@ export function keyAction(key: string, target: { tagName: string; testId?: strin
   if (key === "Enter") return target.tagName === "BUTTON" && target.testId === "deny" ? "default" : "block";
   return "default";
 }
+
+/** The line under the agent's name for an action approval, by how it was asked. */
+export function actionLead(via: string | null): string {
+  switch (via) {
+    case "gateway":
+      return "wants to make this request through Gatehouse";
+    case "device":
+      return "wants to act for you (it showed you a code)";
+    case "ciba":
+      return "wants to act for you";
+    default:
+      return "wants to act for you";
+  }
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { bytes, countdown, duration, relative } from "./format";
+import { bytes, countdown, duration, plural, relative, stamp } from "./format";
 
 describe("countdown", () => {
   const now = 1_000_000;
@@ -46,4 +46,22 @@ describe("bytes", () => {
     [1536, "1.5 KB"],
     [20 * 1024 * 1024, "20 MB"],
   ])("%i → %s", (n, want) => expect(bytes(n)).toBe(want));
+});
+
+describe("stamp", () => {
+  // Local-time dates, so the table holds in any timezone.
+  const now = new Date(2026, 10, 30, 15, 0, 0).getTime();
+  it.each([
+    [new Date(2026, 10, 30, 14, 5, 9).getTime(), "14:05:09"],
+    [new Date(2026, 10, 29, 23, 59, 1).getTime(), "2026-11-29 23:59"],
+    [new Date(2025, 10, 30, 14, 5, 9).getTime(), "2025-11-30 14:05"],
+  ])("%i → %s", (ts, want) => expect(stamp(ts, now)).toBe(want));
+});
+
+describe("plural", () => {
+  it.each([
+    [0, "0 events"],
+    [1, "1 event"],
+    [1234567, "1,234,567 events"],
+  ])("%i → %s", (n, want) => expect(plural(n, "event")).toBe(want));
 });

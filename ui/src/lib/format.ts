@@ -58,3 +58,17 @@ export function bytes(n: number): string {
   }
   return `${v >= 10 ? Math.round(v) : Math.round(v * 10) / 10} ${units[i]}`;
 }
+
+/** A compact timestamp for lists: the time alone today, else the date and minute. */
+export function stamp(ts: number, now: number): string {
+  const d = new Date(ts);
+  const n = new Date(now);
+  const full = dateTime(ts);
+  const sameDay = d.getFullYear() === n.getFullYear() && d.getMonth() === n.getMonth() && d.getDate() === n.getDate();
+  return sameDay ? full.slice(11) : full.slice(0, 16);
+}
+
+/** "1 event", "3 events". */
+export function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n.toLocaleString("en-US")} ${n === 1 ? one : many}`;
+}
