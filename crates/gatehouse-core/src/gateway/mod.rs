@@ -18,6 +18,8 @@ use crate::secret::random_id;
 use crate::store::StoreError;
 use crate::store::agents;
 
+pub mod summary;
+
 /// The policy action type of a gateway call (also the RFC 9396 detail type shown to the person).
 pub const API_REQUEST: &str = "api_request";
 
@@ -256,7 +258,9 @@ pub async fn ask(
         scopes: Vec::new(),
         resources: vec![url.to_owned()],
         authorization_details: Some(serde_json::json!([detail])),
-        summary: vec![format!("{method} {url}")],
+        summary: std::iter::once(format!("{method} {url}"))
+            .chain(body_summary.map(|b| format!("Body: {b}")))
+            .collect(),
         warnings,
     };
     let id = random_id("apr_");
