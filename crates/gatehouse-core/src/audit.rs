@@ -43,6 +43,9 @@ pub enum EventKind {
     GatewayCall,
     ConnectionAdded,
     ConnectionRemoved,
+    ConnectionRefreshed,
+    ConnectionExpired,
+    ConnectionReconnected,
 }
 
 impl EventKind {
@@ -76,6 +79,9 @@ impl EventKind {
             EventKind::GatewayCall => "gateway.call",
             EventKind::ConnectionAdded => "connection.added",
             EventKind::ConnectionRemoved => "connection.removed",
+            EventKind::ConnectionRefreshed => "connection.refreshed",
+            EventKind::ConnectionExpired => "connection.expired",
+            EventKind::ConnectionReconnected => "connection.reconnected",
         }
     }
 }

@@ -119,3 +119,97 @@ pub fn touch(conn: &Connection, name: &str, now: Millis) -> rusqlite::Result<()>
         .execute(params![name, now])?;
     Ok(())
 }
+
+/// Where an `oauth` connection's tokens come from (table `oauth_clients`, migration 0005). Not
+/// secret: the tokens and the client secret are in the connection's keyring entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OAuthClientRow {
+    pub authorization_url: String,
+    pub token_url: String,
+    pub revocation_url: Option<String>,
+    pub client_id: String,
+    pub refreshed_at: Option<Millis>,
+    /// Why the connection expired: the provider's OAuth error code, never a token.
+    pub last_error: Option<String>,
+}
+
+/// Files the OAuth client settings of the connection `connection_id`.
+pub fn insert_oauth_client(
+    conn: &Connection,
+    connection_id: i64,
+    c: &OAuthClientRow,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO oauth_clients (connection_id, authorization_url, token_url, revocation_url, \
+         client_id, refreshed_at, last_error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        connection_id,
+        c.authorization_url,
+        c.token_url,
+        c.revocation_url,
+        c.client_id,
+        c.refreshed_at,
+        c.last_error
+    ])?;
+    Ok(())
+}
+
+/// The OAuth client settings of the connection named `name`.
+pub fn oauth_client(conn: &Connection, name: &str) -> rusqlite::Result<Option<OAuthClientRow>> {
+    conn.prepare_cached(
+        "SELECT o.authorization_url, o.token_url, o.revocation_url, o.client_id, o.refreshed_at, \
+         o.last_error FROM oauth_clients o JOIN connections c ON c.id = o.connection_id \
+         WHERE c.name = ?1",
+    )?
+    .query_row([name], |r| {
+        Ok(OAuthClientRow {
+            authorization_url: r.get(0)?,
+            token_url: r.get(1)?,
+            revocation_url: r.get(2)?,
+            client_id: r.get(3)?,
+            refreshed_at: r.get(4)?,
+            last_error: r.get(5)?,
+        })
+    })
+    .optional()
+}
+
+/// Records fresh tokens of an `oauth` connection: active again, with their scopes and expiry.
+/// `refreshed` says whether they came from a refresh (rather than a new authorization).
+pub fn set_oauth_tokens(
+    conn: &Connection,
+    name: &str,
+    scopes: &[String],
+    expires_at: Option<Millis>,
+    refreshed: Option<Millis>,
+) -> rusqlite::Result<bool> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE connections SET status = 'active', scopes = ?2, expires_at = ?3 \
+             WHERE name = ?1 AND kind = 'oauth'",
+        )?
+        .execute(params![name, space_list(scopes), expires_at])?;
+    conn.prepare_cached(
+        "UPDATE oauth_clients SET last_error = NULL, refreshed_at = coalesce(?2, refreshed_at) \
+         WHERE connection_id = (SELECT id FROM connections WHERE name = ?1)",
+    )?
+    .execute(params![name, refreshed])?;
+    Ok(n == 1)
+}
+
+/// Marks an `oauth` connection expired, keeping the provider's error code (never a token).
+pub fn mark_expired(conn: &Connection, name: &str, error: &str) -> rusqlite::Result<bool> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE connections SET status = 'expired' WHERE name = ?1 AND kind = 'oauth' \
+             AND status = 'active'",
+        )?
+        .execute([name])?;
+    conn.prepare_cached(
+        "UPDATE oauth_clients SET last_error = ?2 \
+         WHERE connection_id = (SELECT id FROM connections WHERE name = ?1)",
+    )?
+    .execute(params![name, error])?;
+    Ok(n == 1)
+}

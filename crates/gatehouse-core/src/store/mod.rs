@@ -44,6 +44,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0004_connections",
         include_str!("../../migrations/0004_connections.sql"),
     ),
+    (
+        "0005_oauth_connections",
+        include_str!("../../migrations/0005_oauth_connections.sql"),
+    ),
 ];
 
 /// How many queued write jobs may share one transaction.

@@ -6,12 +6,16 @@
 //! falls back to storing a secret anywhere else. A secret never reaches SQLite, the audit log,
 //! the logs or an error message; in memory it is a [`Secret`], whose `Debug` is redacted.
 
+pub mod oauth;
+pub mod providers;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
 use crate::audit::{EventKind, NewEvent, Outcome};
+use crate::clock::{Clock, SystemClock};
 use crate::secret::Secret;
 use crate::store::connections::{self, ConnectionRow, NewConnection};
 use crate::store::{Store, StoreError};
@@ -185,6 +189,9 @@ pub enum VaultError {
     /// The keyring answered but could not serve the request (e.g. the entry is gone).
     #[error("keyring error: {0}")]
     Keyring(String),
+    /// An OAuth provider could not be reached or answered unreadably (no secrets in the text).
+    #[error("the provider of the connection could not refresh its token: {0}")]
+    Upstream(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -227,13 +234,22 @@ pub struct Removed {
     pub connection: ConnectionRow,
     /// False when the keyring had no entry for it any more.
     pub keyring_entry_deleted: bool,
+    /// OAuth connections: `ok`, `failed: <reason>` or `not_supported` (RFC 7009 at the provider).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_revocation: Option<String>,
 }
 
-/// The vault. Cheap to clone.
+/// The vault. Cheap to clone; clones share the per-connection refresh locks.
 #[derive(Debug, Clone)]
 pub struct Vault {
     store: Store,
     credentials: Arc<dyn CredentialStore>,
+    clock: Arc<dyn Clock>,
+    /// One refresh at a time per connection: with refresh-token rotation, two concurrent
+    /// refreshes would present the same refresh token and the second would expire the connection.
+    refresh_locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    /// The client for OAuth providers' token and revocation endpoints.
+    http: reqwest::Client,
 }
 
 /// The keyring user of a connection's entry.
@@ -243,7 +259,19 @@ pub fn keyring_user(name: &str) -> String {
 
 impl Vault {
     pub fn new(store: Store, credentials: Arc<dyn CredentialStore>) -> Self {
-        Self { store, credentials }
+        Self {
+            store,
+            credentials,
+            clock: Arc::new(SystemClock),
+            refresh_locks: Arc::default(),
+            http: oauth::provider_http(),
+        }
+    }
+
+    /// The same vault deciding token expiry on `clock` (tests).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The vault over the OS keyring.
@@ -394,13 +422,20 @@ impl Vault {
             .await
     }
 
-    /// Removes a connection: deletes its keyring entry, then its row, audited as
-    /// `connection.removed`. A sealed vault removes nothing (the secret would be orphaned).
+    /// Removes a connection: revokes an OAuth connection's tokens at its provider (RFC 7009,
+    /// where it has an endpoint), deletes its keyring entry, then its row, audited as
+    /// `connection.removed` (with `upstream_revocation` for OAuth). A sealed vault removes
+    /// nothing (the secret would be orphaned).
     pub async fn remove(&self, name: &str, by: &str) -> Result<Removed, VaultError> {
         let row = self
             .get(name)
             .await?
             .ok_or_else(|| VaultError::UnknownConnection(name.to_owned()))?;
+        let upstream_revocation = if row.kind == "oauth" {
+            Some(self.revoke_upstream(&row).await?)
+        } else {
+            None
+        };
         let user = row.keyring_ref.clone();
         let keyring_entry_deleted = self.blocking(move |c| c.delete(&user)).await?;
         let (name, by) = (name.to_owned(), by.to_owned());
@@ -420,12 +455,14 @@ impl Vault {
                         "provider": row.provider,
                         "keyring_ref": row.keyring_ref,
                         "keyring_entry_deleted": keyring_entry_deleted,
+                        "upstream_revocation": upstream_revocation,
                         "by": by,
                     }),
                 ))?;
                 Ok(Removed {
                     connection: row,
                     keyring_entry_deleted,
+                    upstream_revocation,
                 })
             })
             .await
@@ -434,6 +471,10 @@ impl Vault {
     /// The connection and the credential to attach upstream. Fails with
     /// [`VaultError::UnknownConnection`], [`VaultError::NotActive`], [`VaultError::Sealed`]
     /// (answer 503) or [`VaultError::Keyring`] (the entry is gone or unreadable).
+    ///
+    /// An OAuth connection's access token is refreshed first when it expires within
+    /// [`oauth::REFRESH_MARGIN`]; a refused refresh expires the connection ([`VaultError::NotActive`]),
+    /// an unreachable provider answers [`VaultError::Upstream`] unless the token is still valid.
     pub async fn credential(
         &self,
         name: &str,
@@ -447,6 +488,16 @@ impl Vault {
                 name: row.name,
                 status: row.status,
             });
+        }
+        if row.kind == "oauth" {
+            let (row, value) = self.oauth_credential(row).await?;
+            return Ok((
+                row,
+                UpstreamCredential {
+                    header_name: "Authorization".into(),
+                    value,
+                },
+            ));
         }
         let user = row.keyring_ref.clone();
         let secret = self.blocking(move |c| c.get(&user)).await?.ok_or_else(|| {
