@@ -9,11 +9,12 @@ import type {
   AppStatus,
   ApprovalOverview,
   ApprovalView,
-  ConnectionView,
+  ConnectionRow,
   Event,
   EventQuery,
-  RuleView,
+  RuleRow,
   Settings,
+  Token,
 } from "../lib/types";
 
 const now = Date.now();
@@ -25,78 +26,74 @@ const status: AppStatus = {
   paused: false,
   pendingCount: 2,
   vaultSealed: false,
-  vaultReason: null,
 };
 
 const pending: ApprovalView[] = [
   {
     id: "apr_consent1",
     kind: "consent",
-    clientId: "cl_7f3a9c2e",
-    clientName: "Claude Code",
+    client_id: "cl_7f3a9c2e",
+    client_name: "Claude Code",
     verified: false,
-    redirectHost: "127.0.0.1",
+    redirect_host: "127.0.0.1",
     scopes: ["openid", "profile", "mail:read", "github:read", "offline_access"],
     resources: ["http://127.0.0.1:7878/gateway/github"],
-    authorizationDetails: null,
-    bindingMessage: null,
+    authorization_details: null,
+    binding_message: null,
     via: null,
-    userCode: null,
+    user_code: null,
     summary: [],
     warnings: [],
-    createdAt: now - 10_000,
-    expiresAt: now + 110_000,
+    created_at: now - 10_000,
+    expires_at: now + 110_000,
   },
   {
     id: "apr_action1",
     kind: "action",
-    clientId: "cl_7f3a9c2e",
-    clientName: "Claude Code",
+    client_id: "cl_7f3a9c2e",
+    client_name: "Claude Code",
     verified: false,
-    redirectHost: null,
+    redirect_host: null,
     scopes: ["mail:send"],
     resources: [],
-    authorizationDetails: [
+    authorization_details: [
       { type: "message_send", recipients: ["alex@contractor.example"], subject: "Q3 numbers", attachments: 1 },
     ],
-    bindingMessage: "QX-42",
+    binding_message: "QX-42",
     via: "ciba",
-    userCode: null,
+    user_code: null,
     summary: ["send an email to alex@contractor.example"],
     warnings: ["alex@contractor.example is outside your domains"],
-    createdAt: now - 5_000,
-    expiresAt: now + 25_000,
+    created_at: now - 5_000,
+    expires_at: now + 25_000,
   },
 ];
 
+function token(id: string, grant_id: number, scopes: string[], expires_at: number): Token {
+  return { id, kind: "access", grant_id, client_id: "cl_7f3a9c2e", scopes, audience: [], created_at: now - MIN, expires_at, rotated_at: null, revoked_at: null, last_used_at: null, uses_left: null, authorization_details: null };
+}
+
+function agent(client_id: string, client_name: string, created_at: number, last_seen_at: number | null): Omit<AgentOverview, "grants" | "live_tokens"> {
+  return { client_id, client_name, auth_method: "none", application_type: "native", redirect_uris: ["http://127.0.0.1/callback"], grant_types: ["authorization_code"], response_types: ["code"], scope: null, metadata: {}, created_at, last_seen_at, revoked_at: null };
+}
+
 const agents: AgentOverview[] = [
   {
-    clientId: "cl_7f3a9c2e",
-    clientName: "Claude Code",
-    verified: false,
-    suspended: false,
-    createdAt: now - 3 * 86_400_000,
-    lastSeenAt: now - 2 * MIN,
-    revokedAt: null,
+    ...agent("cl_7f3a9c2e", "Claude Code", now - 3 * 86_400_000, now - 2 * MIN),
     grants: [
-      { id: 12, clientId: "cl_7f3a9c2e", scopes: ["openid", "mail:read"], resources: [], createdAt: now - 86_400_000, revokedAt: null, expiresAt: null },
-      { id: 15, clientId: "cl_7f3a9c2e", scopes: ["github:read"], resources: ["http://127.0.0.1:7878/gateway/github"], createdAt: now - 3_600_000, revokedAt: null, expiresAt: now + 7 * 3_600_000 },
+      { id: 12, client_id: "cl_7f3a9c2e", scopes: ["openid", "mail:read"], resources: [], created_at: now - 86_400_000, revoked_at: null, approval_id: null, consent_id: null, revoked_reason: null, authorization_details: null },
+      { id: 15, client_id: "cl_7f3a9c2e", scopes: ["github:read"], resources: ["http://127.0.0.1:7878/gateway/github"], created_at: now - 3_600_000, revoked_at: null, approval_id: null, consent_id: null, revoked_reason: null, authorization_details: null },
     ],
-    liveTokens: [
-      { id: "tok_a1", kind: "access", grantId: 12, scopes: ["openid", "mail:read"], expiresAt: now + 40 * MIN },
-      { id: "tok_a2", kind: "access", grantId: 15, scopes: ["github:read"], expiresAt: now + 12 * MIN },
+    live_tokens: [
+      token("tok_a1", 12, ["openid", "mail:read"], now + 40 * MIN),
+      token("tok_a2", 15, ["github:read"], now + 12 * MIN),
     ],
   },
   {
-    clientId: "cl_0b1d44aa",
-    clientName: "Cursor",
-    verified: true,
+    ...agent("cl_0b1d44aa", "Cursor", now - 20 * 86_400_000, null),
     suspended: true,
-    createdAt: now - 20 * 86_400_000,
-    lastSeenAt: null,
-    revokedAt: null,
     grants: [],
-    liveTokens: [],
+    live_tokens: [],
   },
 ];
 
@@ -115,7 +112,7 @@ function sampleEvent(id: number, ts: number): Event {
     ts,
     kind,
     outcome: kind === "request.rejected" ? "rejected" : kind === "gateway.call" && detail["status"] === 403 ? "denied" : "ok",
-    clientId: kind === "request.rejected" ? null : id % 3 ? "cl_7f3a9c2e" : "cl_0b1d44aa",
+    client_id: kind === "request.rejected" ? null : id % 3 ? "cl_7f3a9c2e" : "cl_0b1d44aa",
     detail: detail as Event["detail"],
     hash: (id * 2654435761).toString(16).padStart(64, "0").slice(0, 64),
   };
@@ -124,14 +121,14 @@ function sampleEvent(id: number, ts: number): Event {
 const log: Event[] = [];
 for (let id = 1; id <= 5000; id++) log.push(sampleEvent(id, now - (5000 - id) * 45_000));
 
-const rules: RuleView[] = [
-  { id: 3, agent: "cl_7f3a9c2e", action: "github:read", resource: "*", effect: "allow", lifetime: "always", createdAt: now - 86_400_000, expiresAt: null, createdBy: "window", hits: 214, lastHitAt: now - 3 * MIN },
-  { id: 4, agent: "*", action: "message_send", resource: "*@contractor.example", effect: "ask", lifetime: "8h", createdAt: now - 3_600_000, expiresAt: now + 7 * 3_600_000, createdBy: "cli", hits: 0, lastHitAt: null },
+const rules: RuleRow[] = [
+  { id: 3, agent: "cl_7f3a9c2e", action: "github:read", resource: "*", effect: "allow", lifetime: "always", created_at: now - 86_400_000, expires_at: null, session_id: null, created_by: "window", hits: 214, last_hit_at: now - 3 * MIN },
+  { id: 4, agent: "*", action: "message_send", resource: "*@contractor.example", effect: "ask", lifetime: "8h", created_at: now - 3_600_000, expires_at: now + 7 * 3_600_000, session_id: null, created_by: "cli", hits: 0, last_hit_at: null },
 ];
 
-const connections: ConnectionView[] = [
-  { name: "github", kind: "oauth", provider: "github", label: "alex (work)", baseUrl: "https://api.github.com", scopes: ["repo"], status: "active", createdAt: now - 9 * 86_400_000, expiresAt: now + 3_600_000, lastUsedAt: now - MIN },
-  { name: "notion", kind: "api_key", provider: "api.notion.com", label: "team space", baseUrl: "https://api.notion.com", scopes: [], status: "expired", createdAt: now - 40 * 86_400_000, expiresAt: now - 86_400_000, lastUsedAt: null },
+const connections: ConnectionRow[] = [
+  { id: 1, name: "github", kind: "oauth", header_name: null, keyring_ref: "connection:github", provider: "github", label: "alex (work)", base_url: "https://api.github.com", scopes: ["repo"], status: "active", created_at: now - 9 * 86_400_000, expires_at: now + 3_600_000, last_used_at: now - MIN },
+  { id: 2, name: "notion", kind: "api_key", header_name: "Authorization", keyring_ref: "connection:notion", provider: "api.notion.com", label: "team space", base_url: "https://api.notion.com", scopes: [], status: "expired", created_at: now - 40 * 86_400_000, expires_at: now - 86_400_000, last_used_at: null },
 ];
 
 let settings: Settings = {
@@ -149,7 +146,7 @@ function page(q: EventQuery): Event[] {
   for (let i = log.length - 1; i >= 0 && out.length < (q.limit || Infinity); i--) {
     const e = log[i]!;
     if (q.beforeId !== undefined && e.id >= q.beforeId) continue;
-    if (q.clientId && e.clientId !== q.clientId) continue;
+    if (q.clientId && e.client_id !== q.clientId) continue;
     if (q.kinds?.length && !q.kinds.includes(e.kind)) continue;
     if (q.outcome && e.outcome !== q.outcome) continue;
     if (q.since && e.ts < q.since) continue;
@@ -160,7 +157,7 @@ function page(q: EventQuery): Event[] {
 }
 
 function overview(v: ApprovalView, s: ApprovalOverview["status"]): ApprovalOverview {
-  return { ...v, status: s, channel: s === "pending" ? null : "window", decidedAt: null, decidedAfterMs: s === "pending" ? null : 4200, grantedScopes: null, remember: null };
+  return { ...v, status: s, channel: s === "pending" ? null : "window", decided_at: null, decided_after_ms: s === "pending" ? null : 4200, granted_scopes: null, remember: null };
 }
 
 export function installPreview(): void {
@@ -175,7 +172,7 @@ export function installPreview(): void {
         case "approvals_pending":
           return pending;
         case "approvals_history":
-          return [overview({ ...pending[0]!, id: "apr_old1", createdAt: now - 86_400_000 }, "approved"), overview({ ...pending[1]!, id: "apr_old2", createdAt: now - 7_200_000 }, "expired")];
+          return [overview({ ...pending[0]!, id: "apr_old1", created_at: now - 86_400_000 }, "approved"), overview({ ...pending[1]!, id: "apr_old2", created_at: now - 7_200_000 }, "expired")];
         case "approval_get": {
           const v = pending.find((p) => p.id === a["id"]);
           if (!v) throw { code: "not_found", message: "no such approval" };
@@ -194,9 +191,9 @@ export function installPreview(): void {
         case "agents_list":
           return agents;
         case "agent_revoke":
-          return { grants: 2, tokens: 2, rememberedConsents: 1, pendingApprovalsDenied: 0 };
+          return { grants: 2, tokens: 2, remembered_consents: 1, pending_approvals_denied: 0 };
         case "agent_suspend": {
-          const ag = agents.find((x) => x.clientId === a["clientId"])!;
+          const ag = agents.find((x) => x.client_id === a["clientId"])!;
           ag.suspended = a["suspended"] as boolean;
           return ag;
         }

@@ -15,14 +15,14 @@ import type { Event } from "./types";
 const NOW = 1_800_000_000_000;
 
 function ev(id: number, over: Partial<Event> = {}): Event {
-  return { id, ts: NOW - 1000, kind: "token.issued", outcome: "ok", clientId: "c1", detail: {}, hash: "h", ...over };
+  return { id, ts: NOW - 1000, kind: "token.issued", outcome: "ok", client_id: "c1", detail: {}, hash: "h", ...over };
 }
 const f = (over: Partial<Filters>): Filters => ({ ...NO_FILTERS, ...over });
 
 describe("buildQuery", () => {
   it.each<[string, Filters, number | undefined, object]>([
     ["nothing set", NO_FILTERS, undefined, { limit: 100 }],
-    ["agent", f({ clientId: "c1" }), undefined, { limit: 100, clientId: "c1" }],
+    ["agent", f({ agent: "c1" }), undefined, { limit: 100, clientId: "c1" }],
     ["kind", f({ kind: "gateway.call" }), undefined, { limit: 100, kinds: ["gateway.call"] }],
     ["outcome", f({ outcome: "denied" }), undefined, { limit: 100, outcome: "denied" }],
     ["last hour", f({ range: "hour" }), undefined, { limit: 100, since: NOW - 3_600_000 }],
@@ -32,7 +32,7 @@ describe("buildQuery", () => {
     ["keyset cursor", NO_FILTERS, 4242, { limit: 100, beforeId: 4242 }],
     [
       "everything",
-      f({ clientId: "c2", kind: "consent.denied", outcome: "denied", range: "day", text: "mail" }),
+      f({ agent: "c2", kind: "consent.denied", outcome: "denied", range: "day", text: "mail" }),
       17,
       { limit: 100, clientId: "c2", kinds: ["consent.denied"], outcome: "denied", since: NOW - 86_400_000, text: "mail", beforeId: 17 },
     ],
@@ -42,8 +42,8 @@ describe("buildQuery", () => {
 describe("matches", () => {
   it.each<[string, Event, Filters, boolean]>([
     ["no filters", ev(1), NO_FILTERS, true],
-    ["other agent", ev(1), f({ clientId: "c2" }), false],
-    ["same agent", ev(1), f({ clientId: "c1" }), true],
+    ["other agent", ev(1), f({ agent: "c2" }), false],
+    ["same agent", ev(1), f({ agent: "c1" }), true],
     ["other kind", ev(1), f({ kind: "gateway.call" }), false],
     ["other outcome", ev(1), f({ outcome: "denied" }), false],
     ["inside range", ev(1, { ts: NOW - 60_000 }), f({ range: "hour" }), true],

@@ -13,7 +13,7 @@ export const RANGE_MS: Record<TimeRange, number | null> = {
 
 export type Filters = {
   /** A client id, or "" for every agent. */
-  clientId: string;
+  agent: string;
   /** An event kind, or "" for every kind. */
   kind: string;
   /** `ok`, `denied`, `rejected`, or "" for any. */
@@ -22,7 +22,7 @@ export type Filters = {
   text: string;
 };
 
-export const NO_FILTERS: Filters = { clientId: "", kind: "", outcome: "", range: "all", text: "" };
+export const NO_FILTERS: Filters = { agent: "", kind: "", outcome: "", range: "all", text: "" };
 
 export const PAGE_SIZE = 100;
 
@@ -32,7 +32,7 @@ export const EXPORT_LIMIT = 0;
 /** The query for one page: only the filters that are set; `since` from the range at `now`. */
 export function buildQuery(f: Filters, now: number, beforeId?: number, limit = PAGE_SIZE): EventQuery {
   const q: EventQuery = { limit };
-  if (f.clientId) q.clientId = f.clientId;
+  if (f.agent) q.clientId = f.agent;
   if (f.kind) q.kinds = [f.kind];
   if (f.outcome) q.outcome = f.outcome;
   const span = RANGE_MS[f.range];
@@ -46,14 +46,14 @@ export function buildQuery(f: Filters, now: number, beforeId?: number, limit = P
 /** Whether a live event belongs in the feed under `f` (the same test the store applies, roughly:
  * text matches the kind, agent or detail, case-insensitively). */
 export function matches(e: Event, f: Filters, now: number): boolean {
-  if (f.clientId && e.clientId !== f.clientId) return false;
+  if (f.agent && e.client_id !== f.agent) return false;
   if (f.kind && e.kind !== f.kind) return false;
   if (f.outcome && e.outcome !== f.outcome) return false;
   const span = RANGE_MS[f.range];
   if (span !== null && e.ts < now - span) return false;
   const text = f.text.trim().toLowerCase();
   if (text) {
-    const hay = `${e.kind} ${e.outcome} ${e.clientId ?? ""} ${JSON.stringify(e.detail)}`.toLowerCase();
+    const hay = `${e.kind} ${e.outcome} ${e.client_id ?? ""} ${JSON.stringify(e.detail)}`.toLowerCase();
     if (!text.split(/\s+/).every((w) => hay.includes(w))) return false;
   }
   return true;

@@ -5,28 +5,28 @@ import type { ApprovalOverview, ApprovalView } from "./types";
 const base: ApprovalView = {
   id: "apr_1",
   kind: "consent",
-  clientId: "c1",
-  clientName: "Claude Code",
+  client_id: "c1",
+  client_name: "Claude Code",
   verified: false,
-  redirectHost: "127.0.0.1",
+  redirect_host: "127.0.0.1",
   scopes: ["openid", "mail:read"],
   resources: [],
-  authorizationDetails: null,
-  bindingMessage: null,
+  authorization_details: null,
+  binding_message: null,
   via: null,
-  userCode: null,
+  user_code: null,
   summary: [],
   warnings: [],
-  createdAt: 0,
-  expiresAt: 60_000,
+  created_at: 0,
+  expires_at: 60_000,
 };
 const over = (o: Partial<ApprovalOverview>): ApprovalOverview => ({
   ...base,
   status: "approved",
   channel: "window",
-  decidedAt: 4000,
-  decidedAfterMs: 4000,
-  grantedScopes: null,
+  decided_at: 4000,
+  decided_after_ms: 4000,
+  granted_scopes: null,
   remember: "once",
   ...o,
 });
@@ -35,7 +35,7 @@ describe("headline", () => {
   it.each<[string, ApprovalView, string]>([
     ["consent", base, "Sign in with openid, mail:read"],
     ["summary wins", { ...base, kind: "action", summary: ["send an email to alex@contractor.example"] }, "send an email to alex@contractor.example"],
-    ["binding message", { ...base, kind: "action", bindingMessage: "ABC-123" }, "ABC-123"],
+    ["binding message", { ...base, kind: "action", binding_message: "ABC-123" }, "ABC-123"],
     ["bare action", { ...base, kind: "action", scopes: ["mail:send"] }, "Act with mail:send"],
   ])("%s", (_, a, want) => expect(headline(a)).toBe(want));
 });
@@ -43,8 +43,8 @@ describe("headline", () => {
 describe("outcomeLine", () => {
   it.each<[string, ApprovalOverview, string]>([
     ["approved", over({}), "approved via window after 4 s"],
-    ["denied from tray", over({ status: "denied", channel: "tray", decidedAfterMs: 900 }), "denied via tray after 900 ms"],
-    ["expired", over({ status: "expired", channel: "timeout", decidedAfterMs: 120_000 }), "expired after 2 min"],
-    ["pending", over({ status: "pending", channel: null, decidedAfterMs: null }), "pending"],
+    ["denied from tray", over({ status: "denied", channel: "tray", decided_after_ms: 900 }), "denied via tray after 900 ms"],
+    ["expired", over({ status: "expired", channel: "timeout", decided_after_ms: 120_000 }), "expired after 2 min"],
+    ["pending", over({ status: "pending", channel: null, decided_after_ms: null }), "pending"],
   ])("%s", (_, a, want) => expect(outcomeLine(a)).toBe(want));
 });

@@ -7,18 +7,14 @@ import type { ApprovalOverview, ApprovalView } from "./types";
 export function headline(a: ApprovalView): string {
   if (a.summary.length) return a.summary[0]!;
   if (a.kind === "consent") return `Sign in with ${joinScopes(a.scopes)}`;
-  if (a.bindingMessage) return a.bindingMessage;
+  if (a.binding_message) return a.binding_message;
   return `Act with ${joinScopes(a.scopes)}`;
-}
-
-export function agentName(a: { clientName: string | null; clientId: string }): string {
-  return a.clientName ?? a.clientId;
 }
 
 /** "approved in the window after 4 s", "expired after 2 min", "pending". */
 export function outcomeLine(a: ApprovalOverview): string {
   if (a.status === "pending") return "pending";
-  const after = a.decidedAfterMs !== null ? ` after ${duration(a.decidedAfterMs)}` : "";
+  const after = a.decided_after_ms !== null ? ` after ${duration(a.decided_after_ms)}` : "";
   if (a.status === "expired") return `expired${after}`;
   const where = a.channel ? ` via ${a.channel}` : "";
   return `${a.status}${where}${after}`;

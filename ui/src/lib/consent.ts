@@ -1,6 +1,6 @@
 //! The consent window's decisions as plain data: what Approve and Deny send, what an error from
 //! `approval_decide` means for the person, and which keys do what (Esc denies, Enter never approves).
-import type { ApprovalStatus, Decision, IpcError, Remember } from "./types";
+import type { ApprovalStatus, DecisionInput, IpcError, Remember } from "./types";
 
 export const REMEMBER_CHOICES: Array<{ value: Remember; label: string }> = [
   { value: "once", label: "Just this once" },
@@ -10,11 +10,11 @@ export const REMEMBER_CHOICES: Array<{ value: Remember; label: string }> = [
 ];
 
 /** Approve grants exactly the ticked scopes, in the order they were asked. */
-export function approveDecision(asked: string[], ticked: ReadonlySet<string>, remember: Remember): Decision {
+export function approveDecision(asked: string[], ticked: ReadonlySet<string>, remember: Remember): DecisionInput {
   return { approve: true, scopes: asked.filter((s) => ticked.has(s)), remember };
 }
 
-export const DENY: Decision = { approve: false, remember: "once" };
+export const DENY: DecisionInput = { approve: false, remember: "once" };
 
 /** Approve makes sense only when something is ticked, or when nothing was asked (an action). */
 export function canApprove(asked: string[], ticked: ReadonlySet<string>): boolean {

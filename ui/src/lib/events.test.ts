@@ -2,8 +2,8 @@ import { describe, expect, it } from "vitest";
 import { describeEvent, joinScopes, type DescribeContext } from "./events";
 import type { Event, JsonValue } from "./types";
 
-function ev(kind: string, detail: JsonValue, clientId: string | null = "c1", outcome = "ok"): Event {
-  return { id: 1, ts: 0, kind, outcome, clientId, detail, hash: "00" };
+function ev(kind: string, detail: JsonValue, client_id: string | null = "c1", outcome = "ok"): Event {
+  return { id: 1, ts: 0, kind, outcome, client_id, detail, hash: "00" };
 }
 
 const ctx: DescribeContext = {

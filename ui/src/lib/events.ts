@@ -4,7 +4,7 @@ import type { Event, JsonValue } from "./types";
 
 /** What the line may use besides the event: names of agents, hosts of connections. */
 export type DescribeContext = {
-  agentName?: (clientId: string) => string | undefined;
+  agentName?: (client_id: string) => string | undefined;
   connectionHost?: (name: string) => string | undefined;
 };
 
@@ -47,7 +47,7 @@ function via(d: Detail, key = "channel"): string {
 export function describeEvent(event: Event, ctx: DescribeContext = {}): string {
   const d = asDetail(event.detail);
   const who =
-    (event.clientId && ctx.agentName?.(event.clientId)) || str(d, "client_name") || event.clientId || "An agent";
+    (event.client_id && ctx.agentName?.(event.client_id)) || str(d, "client_name") || event.client_id || "An agent";
   switch (event.kind) {
     case "agent.registered":
       return `${who} registered as a new agent`;
@@ -91,7 +91,7 @@ export function describeEvent(event: Event, ctx: DescribeContext = {}): string {
       const ep = str(d, "endpoint");
       const err = str(d, "error");
       const what = ep ? `${ep} request` : "request";
-      const subject = event.clientId ? `${who}'s ${what}` : `A ${what}`;
+      const subject = event.client_id ? `${who}'s ${what}` : `A ${what}`;
       return `${subject} was rejected${err ? `: ${err}` : ""}`;
     }
     case "action.requested": {
@@ -140,6 +140,6 @@ export function describeEvent(event: Event, ctx: DescribeContext = {}): string {
       return `Connection ${str(d, "connection") ?? "?"}${bits ? ` (${bits})` : ""} ${verb}`;
     }
     default:
-      return `${event.kind} (${event.outcome})${event.clientId ? ` by ${who}` : ""}`;
+      return `${event.kind} (${event.outcome})${event.client_id ? ` by ${who}` : ""}`;
   }
 }

@@ -5,9 +5,9 @@ export const URGENT_MS = 15_000;
 
 export type Countdown = { text: string; urgent: boolean; over: boolean };
 
-/** What a countdown to `expiresAt` shows at `now`: `m:ss` (or `h:mm:ss`), urgent under 15 s. */
-export function countdown(expiresAt: number, now: number): Countdown {
-  const left = Math.max(0, expiresAt - now);
+/** What a countdown to `expires_at` shows at `now`: `m:ss` (or `h:mm:ss`), urgent under 15 s. */
+export function countdown(expires_at: number, now: number): Countdown {
+  const left = Math.max(0, expires_at - now);
   // Round up so "0:00" only shows once the time is really over.
   const total = Math.ceil(left / 1000);
   const h = Math.floor(total / 3600);

@@ -8,9 +8,9 @@ import type {
   ApprovalOverview,
   ApprovalStatus,
   ApprovalView,
-  ConnectionView,
+  ConnectionRow,
   DecidedNotice,
-  Decision,
+  DecisionInput,
   Event,
   EventQuery,
   ExportFormat,
@@ -19,7 +19,7 @@ import type {
   IpcErrorCode,
   KillSummary,
   RevokeSummary,
-  RuleView,
+  RuleRow,
   Settings,
 } from "./types";
 
@@ -65,7 +65,7 @@ export const ipc = {
   approvalsPending: () => call<ApprovalView[]>("approvals_pending"),
   approvalsHistory: (limit: number) => call<ApprovalOverview[]>("approvals_history", { limit }),
   approvalGet: (id: string) => call<ApprovalOverview>("approval_get", { id }),
-  approvalDecide: (id: string, decision: Decision) => call<ApprovalStatus>("approval_decide", { id, decision }),
+  approvalDecide: (id: string, decision: DecisionInput) => call<ApprovalStatus>("approval_decide", { id, decision }),
   agentsList: () => call<AgentOverview[]>("agents_list"),
   agentRevoke: (clientId: string) => call<RevokeSummary>("agent_revoke", { clientId }),
   agentSuspend: (clientId: string, suspended: boolean) =>
@@ -75,13 +75,13 @@ export const ipc = {
   eventsExport: (query: EventQuery, format: ExportFormat) =>
     call<ExportResult>("events_export", { query, format }),
   eventKinds: () => call<string[]>("event_kinds"),
-  rulesList: () => call<RuleView[]>("rules_list"),
-  ruleDelete: (id: number) => call<RuleView>("rule_delete", { id }),
+  rulesList: () => call<RuleRow[]>("rules_list"),
+  ruleDelete: (id: number) => call<RuleRow>("rule_delete", { id }),
   pauseSet: (paused: boolean) => call<boolean>("pause_set", { paused }),
   killSwitch: () => call<KillSummary>("kill_switch"),
   settingsGet: () => call<Settings>("settings_get"),
   settingsSet: (settings: Settings) => call<Settings>("settings_set", { settings }),
-  connectionsList: () => call<ConnectionView[]>("connections_list"),
+  connectionsList: () => call<ConnectionRow[]>("connections_list"),
 };
 
 /** The shell's events; each `on*` resolves to the function that stops listening. */

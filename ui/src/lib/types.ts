@@ -1,5 +1,7 @@
-//! The IPC types the UI speaks. TEMPORARY mirror of docs/desktop.md until the ts-rs bindings
-//! land in ./bindings; then every type here becomes a re-export of its binding.
+//! The IPC types the UI speaks. TEMPORARY mirror of what the shell serializes today (core types
+//! such as ApprovalView, Event, AgentOverview keep their snake_case serde names; the shell's own
+//! DTOs such as AppStatus are camelCase) until the ts-rs bindings land in ./bindings; then every
+//! type here becomes a re-export of its binding.
 
 export type JsonValue =
   | number
@@ -27,7 +29,7 @@ export type AppStatus = {
   paused: boolean;
   pendingCount: number;
   vaultSealed: boolean;
-  vaultReason: string | null;
+  vaultReason?: string;
 };
 
 export type ApprovalStatus = "pending" | "approved" | "denied" | "expired";
@@ -35,34 +37,34 @@ export type ApprovalStatus = "pending" | "approved" | "denied" | "expired";
 export type ApprovalView = {
   id: string;
   kind: string;
-  clientId: string;
-  clientName: string | null;
+  client_id: string;
+  client_name: string | null;
   verified: boolean;
-  redirectHost: string | null;
+  redirect_host: string | null;
   scopes: Array<string>;
   resources: Array<string>;
-  authorizationDetails: JsonValue | null;
-  bindingMessage: string | null;
+  authorization_details: JsonValue | null;
+  binding_message: string | null;
   via: string | null;
-  userCode: string | null;
+  user_code: string | null;
   summary: Array<string>;
   warnings: Array<string>;
-  createdAt: number;
-  expiresAt: number;
+  created_at: number;
+  expires_at: number;
 };
 
 export type ApprovalOverview = ApprovalView & {
   status: ApprovalStatus;
   channel: string | null;
-  decidedAt: number | null;
-  decidedAfterMs: number | null;
-  grantedScopes: Array<string> | null;
+  decided_at: number | null;
+  decided_after_ms: number | null;
+  granted_scopes: Array<string> | null;
   remember: string | null;
 };
 
 export type Remember = "once" | "1h" | "8h" | "session" | "always";
 
-export type Decision = {
+export type DecisionInput = {
   approve: boolean;
   scopes?: Array<string>;
   remember: Remember;
@@ -71,39 +73,57 @@ export type Decision = {
 
 export type Grant = {
   id: number;
-  clientId: string;
+  client_id: string;
   scopes: Array<string>;
   resources: Array<string>;
-  createdAt: number;
-  revokedAt: number | null;
-  expiresAt: number | null;
+  approval_id: string | null;
+  consent_id: number | null;
+  created_at: number;
+  revoked_at: number | null;
+  revoked_reason: string | null;
+  authorization_details: JsonValue | null;
 };
 
-export type TokenView = {
+export type Token = {
   id: string;
-  kind: string;
-  grantId: number;
+  kind: "access" | "refresh";
+  grant_id: number;
+  client_id: string;
   scopes: Array<string>;
-  expiresAt: number;
+  audience: Array<string>;
+  created_at: number;
+  expires_at: number;
+  rotated_at: number | null;
+  revoked_at: number | null;
+  last_used_at: number | null;
+  uses_left: number | null;
+  authorization_details: JsonValue | null;
 };
 
 export type AgentOverview = {
-  clientId: string;
-  clientName: string | null;
-  verified: boolean;
-  suspended: boolean;
-  createdAt: number;
-  lastSeenAt: number | null;
-  revokedAt: number | null;
+  client_id: string;
+  client_name: string | null;
+  auth_method: string;
+  application_type: string;
+  redirect_uris: Array<string>;
+  grant_types: Array<string>;
+  response_types: Array<string>;
+  scope: string | null;
+  metadata: JsonValue;
+  created_at: number;
+  last_seen_at: number | null;
+  revoked_at: number | null;
   grants: Array<Grant>;
-  liveTokens: Array<TokenView>;
+  live_tokens: Array<Token>;
+  /** Not served yet: `agent_suspend` is in the contract, the field is not. */
+  suspended?: boolean;
 };
 
 export type RevokeSummary = {
   grants: number;
   tokens: number;
-  rememberedConsents: number;
-  pendingApprovalsDenied: number;
+  remembered_consents: number;
+  pending_approvals_denied: number;
 };
 
 export type Event = {
@@ -111,7 +131,7 @@ export type Event = {
   ts: number;
   kind: string;
   outcome: string;
-  clientId: string | null;
+  client_id: string | null;
   detail: JsonValue;
   hash: string;
 };
@@ -130,18 +150,19 @@ export type EventQuery = {
 export type ExportFormat = "jsonl" | "csv";
 export type ExportResult = { path: string; count: number };
 
-export type RuleView = {
+export type RuleRow = {
   id: number;
   agent: string;
   action: string;
   resource: string;
   effect: string;
   lifetime: string;
-  createdAt: number;
-  expiresAt: number | null;
-  createdBy: string;
+  session_id: string | null;
+  created_at: number;
+  expires_at: number | null;
+  created_by: string;
   hits: number;
-  lastHitAt: number | null;
+  last_hit_at: number | null;
 };
 
 export type KillSummary = { agents: number; grants: number; tokens: number; pendingDenied: number };
@@ -155,17 +176,20 @@ export type Settings = {
   startAtLogin: boolean;
 };
 
-export type ConnectionView = {
+export type ConnectionRow = {
+  id: number;
   name: string;
   kind: string;
   provider: string;
   label: string;
-  baseUrl: string;
+  base_url: string;
+  header_name: string | null;
   scopes: Array<string>;
   status: string;
-  createdAt: number;
-  expiresAt: number | null;
-  lastUsedAt: number | null;
+  keyring_ref: string;
+  created_at: number;
+  expires_at: number | null;
+  last_used_at: number | null;
 };
 
-export type DecidedNotice = { id: string; status: ApprovalStatus; channel: string | null };
+export type DecidedNotice = { id: string; status: ApprovalStatus; channel: string };
