@@ -133,6 +133,12 @@ export function describeEvent(event: Event, ctx: DescribeContext = {}): string {
       const tail = decision === "deny" ? " (denied)" : decision === "approved" ? " (you approved)" : "";
       return `gateway ${str(d, "method") ?? "?"} ${host}${path} → ${status ?? "?"}${ms !== undefined ? ` in ${ms} ms` : ""}${tail}`;
     }
+    case "connection.refreshed":
+      return `Connection ${str(d, "connection") ?? "?"} refreshed its upstream token`;
+    case "connection.expired":
+      return `Connection ${str(d, "connection") ?? "?"} expired${str(d, "reason") ? `: ${str(d, "reason")}` : ""}`;
+    case "connection.reconnected":
+      return `Connection ${str(d, "connection") ?? "?"} reconnected`;
     case "connection.added":
     case "connection.removed": {
       const verb = event.kind === "connection.added" ? "added" : "removed";

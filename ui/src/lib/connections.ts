@@ -1,0 +1,24 @@
+//! What the Connections view says about a connection that is not active, and how to fix it with
+//! the commands that exist today (the IPC contract has no reconnect command yet).
+import type { ConnectionRow } from "./types";
+
+export type Reconnect = { text: string; commands: string[] };
+
+export function reconnectHint(c: Pick<ConnectionRow, "name" | "kind" | "status">): Reconnect | null {
+  if (c.status === "active") return null;
+  const rm = `gatehouse connections rm ${c.name}`;
+  if (c.kind === "oauth") {
+    return {
+      text:
+        c.status === "expired"
+          ? "The provider no longer accepts its refresh token. Sign in to the account again:"
+          : "This account is disconnected. Connect it again:",
+      commands: [rm],
+    };
+  }
+  const flag = c.kind === "api_key" ? "--api-key" : "--bearer";
+  return {
+    text: c.status === "expired" ? "Its credential expired. Replace it with a fresh one:" : "Connect it again:",
+    commands: [rm, `gatehouse connections add ${c.name} --url URL ${flag}`],
+  };
+}
