@@ -3,6 +3,7 @@
 //! framing, state changes on POST).
 
 mod backchannel;
+pub mod connect;
 pub mod gateway;
 mod guard;
 mod oauth;
@@ -82,6 +83,7 @@ pub fn router(authority: Arc<Authority>, port: u16, upstreams: Arc<dyn Upstreams
         ))
         .with_state(state)
         .merge(gateway)
+        .merge(connect::router(gatehouse_core::vault::oauth::ConnectFlows::shared(), port))
 }
 
 /// Serves until `shutdown` completes, then finishes in-flight requests.
