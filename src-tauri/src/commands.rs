@@ -1,0 +1,80 @@
+//! The `#[tauri::command]` wrappers: each takes the managed [`Desktop`] and calls its body in
+//! [`crate::ops`]. Arguments arrive camelCase from JavaScript (Tauri's default).
+
+use gatehouse_core::admin::{AgentOverview, ApprovalOverview, RevokeSummary};
+use gatehouse_core::approvals::ApprovalView;
+use gatehouse_core::audit::Event;
+use gatehouse_core::store::approvals::ApprovalStatus;
+use gatehouse_core::store::connections::ConnectionRow;
+use gatehouse_core::store::rules::RuleRow;
+use tauri::State;
+
+use crate::error::IpcError;
+use crate::ops::{self, AppStatus, DecisionInput, EventQueryInput};
+use crate::state::Desktop;
+
+type Reply<T> = Result<T, IpcError>;
+
+#[tauri::command]
+pub async fn status(d: State<'_, Desktop>) -> Reply<AppStatus> {
+    ops::status(&d).await
+}
+
+#[tauri::command]
+pub async fn approvals_pending(d: State<'_, Desktop>) -> Reply<Vec<ApprovalView>> {
+    ops::approvals_pending(&d).await
+}
+
+#[tauri::command]
+pub async fn approvals_history(d: State<'_, Desktop>, limit: u32) -> Reply<Vec<ApprovalOverview>> {
+    ops::approvals_history(&d, limit).await
+}
+
+#[tauri::command]
+pub async fn approval_get(d: State<'_, Desktop>, id: String) -> Reply<ApprovalOverview> {
+    ops::approval_get(&d, id).await
+}
+
+#[tauri::command]
+pub async fn approval_decide(
+    d: State<'_, Desktop>,
+    id: String,
+    decision: DecisionInput,
+) -> Reply<ApprovalStatus> {
+    ops::approval_decide(&d, id, decision).await
+}
+
+#[tauri::command]
+pub async fn agents_list(d: State<'_, Desktop>) -> Reply<Vec<AgentOverview>> {
+    ops::agents_list(&d).await
+}
+
+#[tauri::command]
+pub async fn agent_revoke(d: State<'_, Desktop>, client_id: String) -> Reply<RevokeSummary> {
+    ops::agent_revoke(&d, client_id).await
+}
+
+#[tauri::command]
+pub async fn events_page(d: State<'_, Desktop>, query: EventQueryInput) -> Reply<Vec<Event>> {
+    ops::events_page(&d, query).await
+}
+
+#[tauri::command]
+pub async fn rules_list(d: State<'_, Desktop>) -> Reply<Vec<RuleRow>> {
+    ops::rules_list(&d).await
+}
+
+#[tauri::command]
+pub async fn rule_delete(d: State<'_, Desktop>, id: i64) -> Reply<RuleRow> {
+    ops::rule_delete(&d, id).await
+}
+
+#[tauri::command]
+pub async fn pause_set(d: State<'_, Desktop>, paused: bool) -> Reply<bool> {
+    ops::pause_set(&d, paused).await
+}
+
+#[tauri::command]
+pub async fn connections_list(d: State<'_, Desktop>) -> Reply<Vec<ConnectionRow>> {
+    ops::connections_list(&d).await
+}

@@ -1,0 +1,194 @@
+//! `gatehouse-desktop`: the Gatehouse core and loopback server in-process (the same
+//! [`Instance`] `gatehouse serve` runs), with the person approving from the tray, notifications
+//! and a consent window, and a main window over the same core.
+
+// A GUI app on Windows must not open a console window.
+#![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
+
+mod args;
+mod commands;
+mod describe;
+mod error;
+mod live;
+mod notifications;
+mod ops;
+mod single_instance;
+mod state;
+mod tray;
+mod windows;
+
+#[cfg(test)]
+mod bindings;
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use gatehouse_server::instance::{Instance, InstanceOptions, StartError};
+use tauri::{AppHandle, Manager, RunEvent};
+
+use crate::args::Args;
+use crate::notifications::Notifier;
+use crate::state::Desktop;
+use crate::windows::ConsentQueue;
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    init_logging();
+    match run(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("gatehouse-desktop: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let data_dir = args::data_dir(&args)?;
+    let listen = match args.listen {
+        Some(addr) => addr,
+        None => args::DEFAULT_LISTEN
+            .parse()
+            .context("the default listen address")?,
+    };
+    let approval_timeout = args
+        .approval_timeout
+        .unwrap_or(args::DEFAULT_APPROVAL_TIMEOUT_SECS);
+    let options = InstanceOptions {
+        data_dir: data_dir.clone(),
+        listen,
+        approval_timeout: Duration::from_secs(approval_timeout),
+        busy_timeout: Duration::from_millis(args.busy_timeout_ms),
+    };
+
+    // Subscribed before the server takes its first request, so no approval is missed.
+    let mut notices = None;
+    let started = tauri::async_runtime::block_on(Instance::start_with(options, |authority| {
+        notices = Some(authority.broker().subscribe());
+    }));
+    let instance = match started {
+        Ok(instance) => instance,
+        Err(StartError::Locked { data_dir: locked }) => {
+            return match single_instance::hand_off(&locked) {
+                Ok(()) => {
+                    tracing::info!(data_dir = %locked.display(), "Gatehouse is already running on this data dir; showed it");
+                    Ok(ExitCode::SUCCESS)
+                }
+                // Not the app (e.g. `gatehouse serve`) or not answering: say who holds it.
+                Err(_) => Err(StartError::Locked { data_dir: locked }.into()),
+            };
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let notices = notices.context("the instance started without subscribing the app")?;
+    let feed = instance.store().subscribe();
+
+    let socket = match single_instance::listen(&data_dir) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            // The data-dir lock still keeps a second server out; only the focus hand-off is lost.
+            tracing::warn!(error = %e, "cannot listen for later launches");
+            None
+        }
+    };
+
+    let listening = serde_json::json!({ "event": "listening", "issuer": instance.issuer() });
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{listening}").context("cannot write to stdout")?;
+    stdout.flush().context("cannot write to stdout")?;
+    drop(stdout);
+
+    let desktop = Desktop::new(instance);
+    let hidden = args.hidden;
+    let app = tauri::Builder::default()
+        .manage(desktop)
+        .manage(Mutex::new(ConsentQueue::default()))
+        .manage(Notifier::default())
+        .manage(live::Poke::default())
+        .invoke_handler(tauri::generate_handler![
+            commands::status,
+            commands::approvals_pending,
+            commands::approvals_history,
+            commands::approval_get,
+            commands::approval_decide,
+            commands::agents_list,
+            commands::agent_revoke,
+            commands::events_page,
+            commands::rules_list,
+            commands::rule_delete,
+            commands::pause_set,
+            commands::connections_list,
+        ])
+        .setup(move |app| {
+            let handle = app.handle().clone();
+            tray::create(&handle)?;
+            windows::create_main(&handle, !hidden)?;
+            tauri::async_runtime::spawn(live::run(handle.clone(), notices, feed));
+            tauri::async_runtime::spawn(stop_on_signal(handle.clone()));
+            if let Some(socket) = socket {
+                single_instance::serve(socket, handle)?;
+            }
+            Ok(())
+        })
+        .build(tauri::generate_context!())
+        .context("cannot start the desktop app")?;
+
+    app.run(|_app, event| {
+        // Closing the last window (the consent window, or the main window before it hides) must
+        // not stop Gatehouse: only Quit and signals do, through `shutdown`, which exits with a code.
+        if let RunEvent::ExitRequested {
+            code: None, api, ..
+        } = event
+        {
+            api.prevent_exit();
+        }
+    });
+    Ok(ExitCode::SUCCESS)
+}
+
+/// SIGTERM or SIGINT: the same clean stop as Quit.
+async fn stop_on_signal(app: AppHandle) {
+    let signal = wait_for_signal().await;
+    shutdown(app, signal).await;
+}
+
+async fn wait_for_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => tokio::select! {
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGTERM; stop with Ctrl-C or Quit");
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
+        }
+    }
+}
+
+/// Stops the server (drained), flushes token uses, closes the store, removes the socket, releases
+/// the lock, then exits 0. Runs once; a second Quit or signal meanwhile does nothing.
+pub async fn shutdown(app: AppHandle, why: &'static str) {
+    let desktop = app.state::<Desktop>();
+    let Some(instance) = desktop.take_instance() else {
+        return;
+    };
+    tracing::info!(reason = why, "stopping");
+    single_instance::remove(&desktop.data_dir);
+    instance.shutdown().await;
+    app.exit(0);
+}
