@@ -10,6 +10,8 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+pub mod desktop;
+
 /// The `gatehouse` binary: `$GATEHOUSE_BIN`, or next to the test executable's parent directory
 /// (`target/<profile>/gatehouse`). Build it first (`cargo build -p gatehouse-cli`).
 pub fn gatehouse_bin() -> PathBuf {
