@@ -6,6 +6,7 @@ mod backchannel;
 pub mod connect;
 pub mod gateway;
 mod guard;
+pub mod instance;
 mod oauth;
 mod pages;
 
@@ -18,6 +19,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use gatehouse_core::Authority;
 use gateway::Upstreams;
+pub use instance::{Instance, InstanceOptions, ServerError, StartError};
 
 /// Shared state of every handler.
 #[derive(Debug, Clone)]

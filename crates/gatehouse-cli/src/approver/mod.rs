@@ -22,7 +22,7 @@ pub fn start(
     kind: ApproverKind,
     authority: &Authority,
     out: Output,
-) -> impl Future<Output = ()> + Send + 'static {
+) -> impl Future<Output = ()> + Send + use<> {
     let watch = ApprovalWatch::new(authority);
     let broker = authority.broker().clone();
     async move {
