@@ -74,7 +74,7 @@ function token(id: string, grant_id: number, scopes: string[], expires_at: numbe
 }
 
 function agent(client_id: string, client_name: string, created_at: number, last_seen_at: number | null): Omit<AgentOverview, "grants" | "live_tokens"> {
-  return { client_id, client_name, auth_method: "none", application_type: "native", redirect_uris: ["http://127.0.0.1/callback"], grant_types: ["authorization_code"], response_types: ["code"], scope: null, metadata: {}, created_at, last_seen_at, revoked_at: null };
+  return { client_id, client_name, auth_method: "none", application_type: "native", redirect_uris: ["http://127.0.0.1/callback"], grant_types: ["authorization_code"], response_types: ["code"], scope: null, metadata: {}, created_at, last_seen_at, revoked_at: null, suspended_at: null };
 }
 
 const agents: AgentOverview[] = [
@@ -91,7 +91,7 @@ const agents: AgentOverview[] = [
   },
   {
     ...agent("cl_0b1d44aa", "Cursor", now - 20 * 86_400_000, null),
-    suspended: true,
+    suspended_at: now - 3_600_000,
     grants: [],
     live_tokens: [],
   },
@@ -194,7 +194,7 @@ export function installPreview(): void {
           return { grants: 2, tokens: 2, remembered_consents: 1, pending_approvals_denied: 0 };
         case "agent_suspend": {
           const ag = agents.find((x) => x.client_id === a["clientId"])!;
-          ag.suspended = a["suspended"] as boolean;
+          ag.suspended_at = a["suspended"] ? Date.now() : null;
           return ag;
         }
         case "grant_revoke":

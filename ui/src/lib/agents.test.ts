@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { agentName, liveGrants, nextExpiry } from "./agents";
+import { agentName, isSuspended, liveGrants, nextExpiry } from "./agents";
 import type { AgentOverview, Grant, Token } from "./types";
 
 const grant = (id: number, created_at: number, revoked_at: number | null = null): Grant => ({
@@ -42,6 +42,7 @@ const agent = (grants: Grant[], live_tokens: Token[], client_name: string | null
   created_at: 0,
   last_seen_at: null,
   revoked_at: null,
+  suspended_at: null,
   grants,
   live_tokens,
 });
@@ -69,4 +70,11 @@ describe("nextExpiry", () => {
 describe("agentName", () => {
   it("prefers the name", () => expect(agentName(agent([], []))).toBe("Claude Code"));
   it("falls back to the client id", () => expect(agentName(agent([], [], null))).toBe("c1"));
+});
+
+describe("isSuspended", () => {
+  it.each<[number | null, boolean]>([
+    [null, false],
+    [1_700_000_000_000, true],
+  ])("suspended_at %s → %s", (suspended_at, want) => expect(isSuspended({ suspended_at })).toBe(want));
 });

@@ -30,3 +30,7 @@ export function liveGrants(a: AgentOverview): GrantLine[] {
 export function nextExpiry(a: AgentOverview): number | null {
   return a.live_tokens.reduce<number | null>((m, t) => (m === null || t.expires_at < m ? t.expires_at : m), null);
 }
+
+export function isSuspended(a: Pick<AgentOverview, "suspended_at">): boolean {
+  return a.suspended_at !== null;
+}

@@ -113,10 +113,9 @@ export type AgentOverview = {
   created_at: number;
   last_seen_at: number | null;
   revoked_at: number | null;
+  suspended_at: number | null;
   grants: Array<Grant>;
   live_tokens: Array<Token>;
-  /** Not served yet: `agent_suspend` is in the contract, the field is not. */
-  suspended?: boolean;
 };
 
 export type RevokeSummary = {
