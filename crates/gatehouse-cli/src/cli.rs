@@ -137,18 +137,22 @@ inactive for every token, and every policy decision is a denial. Nothing is revo
     #[command(after_help = "Example:\n  gatehouse resume")]
     Resume(PauseArgs),
 
-    /// Upstream accounts (API keys, bearer tokens) whose secrets Gatehouse keeps in the OS keyring.
+    /// Upstream accounts (OAuth, API keys, bearer tokens) whose secrets Gatehouse keeps in the OS keyring.
     #[command(
         long_about = "Upstream accounts agents reach through Gatehouse's gateway \
-(/gateway/NAME/...) without ever holding the secret. The secret (an API key or a bearer token) is \
-stored in the OS keyring (Secret Service/gnome-keyring or KWallet, macOS Keychain, Windows \
-Credential Manager) under the service `gatehouse`, one entry per connection; Gatehouse's database \
-keeps only the name, URL, header and status. If the keyring is missing or locked the vault is \
-sealed: nothing is stored anywhere else, and you are told to unlock it. Changes are audited \
-(connection.added, connection.removed).",
-        after_help = "Examples:\n  gatehouse connections add weather --url https://api.example.com/v1 --api-key --header X-API-Key\n  \
+(/gateway/NAME/...) without ever holding the secret. The secret (OAuth access and refresh tokens \
+and client secret, an API key or a bearer token) is stored in the OS keyring (Secret \
+Service/gnome-keyring or KWallet, macOS Keychain, Windows Credential Manager) under the service \
+`gatehouse`, one entry per connection; Gatehouse's database keeps only the name, provider, label, \
+URL, scopes, expiry and status. OAuth tokens are refreshed before they expire; a refresh the \
+provider refuses marks the connection expired until you reconnect it. If the keyring is missing or \
+locked the vault is sealed: nothing is stored anywhere else, and you are told to unlock it. \
+Changes are audited (connection.added, connection.refreshed, connection.expired, \
+connection.reconnected, connection.removed).",
+        after_help = "Examples:\n  gatehouse connections add gh-work --oauth github --client-id Iv1.abc --client-secret-stdin --label work\n  \
+gatehouse connections add weather --url https://api.example.com/v1 --api-key --header X-API-Key\n  \
 printf %s \"$GITHUB_TOKEN\" | gatehouse connections add github --url https://api.github.com --bearer --label work\n  \
-gatehouse connections list\n  gatehouse connections rm weather"
+gatehouse connections list\n  gatehouse connections reconnect gh-work\n  gatehouse connections rm weather"
     )]
     Connections {
         #[command(subcommand)]
@@ -450,18 +454,47 @@ pub enum ConnectionsCommand {
     /// List connections (metadata only; secrets never leave the keyring).
     #[command(after_help = "Example:\n  gatehouse connections list --json")]
     List(ConnectionsListArgs),
-    /// Add an API-key or bearer-token connection; the secret is read from stdin.
+    /// Add an OAuth connection (you log in at the provider) or an API-key or bearer-token one.
     #[command(
-        long_about = "Add an API-key or bearer-token connection. The secret is read from stdin, \
-never from the command line (where other users and your shell history could see it): the first \
-line is the secret. When stdin is a terminal you are prompted and the input is not echoed. The \
-secret is stored in the OS keyring; the database keeps only the metadata.",
-        after_help = "Examples:\n  gatehouse connections add weather --url https://api.example.com/v1 --api-key\n  \
+        long_about = "Add a connection.\n\n\
+With --oauth PROVIDER (github, google, slack, microsoft, or custom with --authorization-url and \
+--token-url), Gatehouse runs the OAuth authorization-code flow with PKCE (S256): it listens on \
+127.0.0.1 (--redirect-port, default any free port) for the provider's redirect to \
+http://127.0.0.1:PORT/connect/callback, prints the provider's authorization URL and opens it in \
+your browser (unless --no-browser), waits for you to log in (--timeout), checks the returned \
+state and stores the access and refresh tokens in the OS keyring. Register that redirect URI \
+(with a fixed --redirect-port if the provider needs an exact match) in your OAuth app at the \
+provider. The client secret, if your app has one, is read from stdin with --client-secret-stdin. \
+Several accounts of one provider are several connections, each with its own name and --label.\n\n\
+With --api-key or --bearer, the secret is read from stdin, never from the command line (where \
+other users and your shell history could see it): the first line is the secret. When stdin is a \
+terminal you are prompted and the input is not echoed.\n\n\
+Secrets are stored in the OS keyring; the database keeps only the metadata.",
+        after_help = "Examples:\n  printf %s \"$CLIENT_SECRET\" | gatehouse connections add gh-work --oauth github --client-id Iv1.abc --client-secret-stdin --label work\n  \
+gatehouse connections add mail --oauth google --client-id 123.apps.googleusercontent.com --client-secret-stdin --scopes 'openid email https://www.googleapis.com/auth/gmail.readonly'\n  \
+gatehouse connections add corp --oauth custom --authorization-url https://idp.example/authorize --token-url https://idp.example/token --revocation-url https://idp.example/revoke --client-id gatehouse --scopes 'api.read' --url https://api.example\n  \
+gatehouse connections add weather --url https://api.example.com/v1 --api-key\n  \
 printf %s \"$TOKEN\" | gatehouse connections add github --url https://api.github.com --bearer --label work"
     )]
     Add(ConnectionsAddArgs),
-    /// Remove a connection and delete its secret from the keyring.
-    #[command(after_help = "Example:\n  gatehouse connections rm weather")]
+    /// Log in again to an OAuth connection (after it expired, or to switch accounts).
+    #[command(
+        long_about = "Run the OAuth flow again for an existing OAuth connection, with the \
+provider, client and scopes it was added with: the new tokens replace the old ones in the OS \
+keyring and the connection is active again (audited as connection.reconnected). The client secret \
+stored with it is reused unless --client-secret-stdin gives a new one.",
+        after_help = "Example:\n  gatehouse connections reconnect gh-work --no-browser"
+    )]
+    Reconnect(ConnectionsReconnectArgs),
+    /// Remove a connection: revoke OAuth tokens at the provider, delete its keyring entry.
+    #[command(
+        long_about = "Remove a connection. For an OAuth connection whose provider has an RFC 7009 \
+revocation endpoint (google, or a custom provider with --revocation-url), the refresh token and \
+then the access token are revoked there first; the audit event connection.removed records \
+upstream_revocation: ok, failed: <reason>, or not_supported. Then the keyring entry and the \
+connection are deleted (even if the revocation failed).",
+        after_help = "Example:\n  gatehouse connections rm weather"
+    )]
     Rm(ConnectionsRmArgs),
 }
 
@@ -473,15 +506,48 @@ pub struct ConnectionsListArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("kind").required(true).args(["api_key", "bearer"])))]
+#[command(group(clap::ArgGroup::new("kind").required(true).args(["api_key", "bearer", "oauth"])))]
 pub struct ConnectionsAddArgs {
     /// The connection's name, used in /gateway/NAME/...: 1 to 40 of a-z, 0-9 and -.
     #[arg(value_name = "NAME")]
     pub name: String,
 
-    /// The upstream's base URL (absolute http or https), e.g. https://api.github.com.
-    #[arg(long, value_name = "URL")]
-    pub url: String,
+    /// The upstream's base URL (absolute http or https), e.g. https://api.github.com. Required
+    /// for --api-key, --bearer and --oauth custom; an OAuth preset defaults to its API URL.
+    #[arg(long, value_name = "URL", required_unless_present = "oauth")]
+    pub url: Option<String>,
+
+    /// Connect with OAuth: github, google, slack, microsoft, or custom (with the URLs below).
+    #[arg(long, value_name = "PROVIDER")]
+    pub oauth: Option<String>,
+
+    /// Your OAuth app's client id at the provider.
+    #[arg(long, value_name = "ID", requires = "oauth")]
+    pub client_id: Option<String>,
+
+    /// Read your OAuth app's client secret from stdin (first line); without it the client is
+    /// public (PKCE only).
+    #[arg(long, requires = "oauth")]
+    pub client_secret_stdin: bool,
+
+    /// Scopes to request, separated by spaces or commas (default: the preset's).
+    #[arg(long, value_name = "SCOPES", requires = "oauth")]
+    pub scopes: Option<String>,
+
+    /// Custom provider: its authorization endpoint.
+    #[arg(long, value_name = "URL", requires = "oauth")]
+    pub authorization_url: Option<String>,
+
+    /// Custom provider: its token endpoint.
+    #[arg(long, value_name = "URL", requires = "oauth")]
+    pub token_url: Option<String>,
+
+    /// Custom provider: its RFC 7009 revocation endpoint, if it has one.
+    #[arg(long, value_name = "URL", requires = "oauth")]
+    pub revocation_url: Option<String>,
+
+    #[command(flatten)]
+    pub redirect: OAuthRedirectArgs,
 
     /// The secret is an API key, sent in the header given by --header.
     #[arg(long)]
@@ -503,6 +569,42 @@ pub struct ConnectionsAddArgs {
     /// A label to tell several accounts of one provider apart (e.g. work, personal).
     #[arg(long, value_name = "TEXT", default_value = "")]
     pub label: String,
+
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How the CLI waits for an OAuth provider's redirect.
+#[derive(Debug, Args)]
+pub struct OAuthRedirectArgs {
+    /// The port of the loopback redirect URI http://127.0.0.1:PORT/connect/callback (0: any
+    /// free port; fix one if your OAuth app needs an exact redirect URI).
+    #[arg(long, value_name = "PORT", default_value_t = 0)]
+    pub redirect_port: u16,
+
+    /// Print the authorization URL without trying to open a browser (xdg-open).
+    #[arg(long)]
+    pub no_browser: bool,
+
+    /// How long to wait for the login at the provider, in seconds (at most 600).
+    #[arg(long, value_name = "SECONDS", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectionsReconnectArgs {
+    /// The OAuth connection's name.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// Read a new client secret from stdin (first line) instead of reusing the stored one.
+    #[arg(long)]
+    pub client_secret_stdin: bool,
+
+    #[command(flatten)]
+    pub redirect: OAuthRedirectArgs,
 
     /// Print JSON instead of text.
     #[arg(long)]

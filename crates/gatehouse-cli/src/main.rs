@@ -79,6 +79,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             ConnectionsCommand::List(args) => admin::connections::list(&data_dir, &args).await?,
             ConnectionsCommand::Add(args) => admin::connections::add(&data_dir, &args).await?,
             ConnectionsCommand::Rm(args) => admin::connections::rm(&data_dir, &args).await?,
+            ConnectionsCommand::Reconnect(args) => {
+                admin::connections::reconnect(&data_dir, &args).await?
+            }
         },
     }
     Ok(ExitCode::SUCCESS)
