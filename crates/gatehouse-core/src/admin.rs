@@ -38,6 +38,7 @@ impl From<rusqlite::Error> for AdminError {
 
 /// An agent with what it currently holds.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct AgentOverview {
     #[serde(flatten)]
     pub agent: Agent,
@@ -65,6 +66,7 @@ pub async fn agents_overview(store: &Store, now: Millis) -> Result<Vec<AgentOver
 
 /// What a revocation killed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct RevokeSummary {
     pub grants: usize,
     pub tokens: usize,
@@ -111,14 +113,17 @@ pub async fn revoke_agent(
 
 /// An approval as `gatehouse approvals` lists it: what was asked, and what became of it.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ApprovalOverview {
     #[serde(flatten)]
     pub view: ApprovalView,
     pub status: ApprovalStatus,
     /// Which channel decided (`terminal`, `jsonl`, `timeout`, ...).
     pub channel: Option<String>,
+    #[cfg_attr(feature = "ts", ts(type = "number | null"))]
     pub decided_at: Option<Millis>,
     /// How long the person (or the clock) took to decide.
+    #[cfg_attr(feature = "ts", ts(type = "number | null"))]
     pub decided_after_ms: Option<Millis>,
     pub granted_scopes: Option<Vec<String>>,
     pub remember: Option<String>,

@@ -125,6 +125,7 @@ pub struct ActionRequest {
 
 /// An approval as every channel presents it (the jsonl contract's fields).
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ApprovalView {
     pub id: String,
     pub kind: String,
@@ -143,7 +144,9 @@ pub struct ApprovalView {
     /// Plain-language lines describing what is asked (empty for consent, whose scopes say it).
     pub summary: Vec<String>,
     pub warnings: Vec<String>,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub created_at: Millis,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub expires_at: Millis,
 }
 

@@ -131,15 +131,20 @@ impl NewEvent {
 
 /// A stored event.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Event {
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub id: i64,
     /// Milliseconds since the Unix epoch.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub ts: Millis,
     pub kind: String,
     pub outcome: String,
     pub client_id: Option<String>,
     pub detail: serde_json::Value,
+    /// Hex.
     #[serde(serialize_with = "as_hex")]
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
     pub hash: [u8; 32],
 }
 

@@ -113,6 +113,7 @@ mod tests {
                 created_at: 1_796_074_800_123,
                 last_seen_at: None,
                 revoked_at,
+                suspended_at: None,
             },
             grants: vec![],
             live_tokens: vec![],

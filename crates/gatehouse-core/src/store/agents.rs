@@ -10,6 +10,7 @@ use crate::secret::TokenHash;
 
 /// A registered agent. The secret hash is never serialized.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Agent {
     pub client_id: String,
     pub client_name: Option<String>,
@@ -22,9 +23,16 @@ pub struct Agent {
     pub response_types: Vec<String>,
     pub scope: Option<String>,
     pub metadata: serde_json::Value,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub created_at: Millis,
+    #[cfg_attr(feature = "ts", ts(type = "number | null"))]
     pub last_seen_at: Option<Millis>,
+    #[cfg_attr(feature = "ts", ts(type = "number | null"))]
     pub revoked_at: Option<Millis>,
+    /// When the person suspended the agent (no new codes, tokens or approvals; its tokens
+    /// inactive), until resumed.
+    #[cfg_attr(feature = "ts", ts(type = "number | null"))]
+    pub suspended_at: Option<Millis>,
 }
 
 impl Agent {
@@ -35,13 +43,17 @@ impl Agent {
     pub fn is_public(&self) -> bool {
         self.auth_method == "none"
     }
+    /// Whether the person suspended the agent (and has not resumed it).
+    pub fn is_suspended(&self) -> bool {
+        self.suspended_at.is_some()
+    }
     pub fn allows_grant(&self, grant: &str) -> bool {
         self.grant_types.iter().any(|g| g == grant)
     }
 }
 
 const COLUMNS: &str = "client_id, client_name, secret_hash, auth_method, application_type, redirect_uris, grant_types, \
-                       response_types, scope, metadata, created_at, last_seen_at, revoked_at";
+                       response_types, scope, metadata, created_at, last_seen_at, revoked_at, suspended_at";
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Agent> {
     let secret: Option<Vec<u8>> = r.get(2)?;
@@ -60,6 +72,7 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Agent> {
         created_at: r.get(10)?,
         last_seen_at: r.get(11)?,
         revoked_at: r.get(12)?,
+        suspended_at: r.get(13)?,
     })
 }
 
@@ -71,7 +84,7 @@ pub fn insert(
     now: Millis,
 ) -> rusqlite::Result<()> {
     let metadata = serde_json::Value::Object(meta.extra.clone()).to_string();
-    conn.prepare_cached(&format!("INSERT INTO agents ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, NULL, NULL)"))?
+    conn.prepare_cached(&format!("INSERT INTO agents ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, NULL, NULL, NULL)"))?
         .execute(params![
             client_id,
             meta.client_name,
@@ -119,3 +132,20 @@ pub fn revoke(conn: &Connection, client_id: &str, now: Millis) -> rusqlite::Resu
         .execute(params![client_id, now])?;
     Ok(n == 1)
 }
+
+/// Suspends (`Some(now)`) or resumes (`None`) an agent that is not revoked; returns false if it
+/// was unknown, revoked, or already so.
+pub fn set_suspended(
+    conn: &Connection,
+    client_id: &str,
+    suspended_at: Option<Millis>,
+) -> rusqlite::Result<bool> {
+    let n = conn
+        .prepare_cached(
+            "UPDATE agents SET suspended_at = ?2 WHERE client_id = ?1 AND revoked_at IS NULL \
+             AND (suspended_at IS NULL) = (?2 IS NOT NULL)",
+        )?
+        .execute(params![client_id, suspended_at])?;
+    Ok(n == 1)
+}
+

@@ -8,6 +8,7 @@ use super::{parse_space_list, space_list};
 use crate::clock::Millis;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum ApprovalStatus {
     Pending,

@@ -9,14 +9,19 @@ use crate::secret::TokenHash;
 
 /// A grant: what the person allowed one agent in one authorization. Every token descends from one.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Grant {
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub id: i64,
     pub client_id: String,
     pub scopes: Vec<String>,
     pub resources: Vec<String>,
     pub approval_id: Option<String>,
+    #[cfg_attr(feature = "ts", ts(type = "number | null"))]
     pub consent_id: Option<i64>,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub created_at: Millis,
+    #[cfg_attr(feature = "ts", ts(type = "number | null"))]
     pub revoked_at: Option<Millis>,
     pub revoked_reason: Option<String>,
     /// RFC 9396 `authorization_details` the person approved (a JSON array), if any.

@@ -48,6 +48,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0005_oauth_connections",
         include_str!("../../migrations/0005_oauth_connections.sql"),
     ),
+    (
+        "0006_desktop",
+        include_str!("../../migrations/0006_desktop.sql"),
+    ),
 ];
 
 /// How many queued write jobs may share one transaction.

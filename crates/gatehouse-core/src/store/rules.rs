@@ -8,7 +8,9 @@ use crate::clock::Millis;
 
 /// A stored rule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct RuleRow {
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub id: i64,
     /// A client id, or `*`.
     pub agent: String,
@@ -21,10 +23,14 @@ pub struct RuleRow {
     /// `once`, `1h`, `8h`, `session` or `always`.
     pub lifetime: String,
     pub session_id: Option<String>,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub created_at: Millis,
+    #[cfg_attr(feature = "ts", ts(type = "number | null"))]
     pub expires_at: Option<Millis>,
     pub created_by: String,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub hits: i64,
+    #[cfg_attr(feature = "ts", ts(type = "number | null"))]
     pub last_hit_at: Option<Millis>,
 }
 

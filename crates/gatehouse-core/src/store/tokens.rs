@@ -8,6 +8,7 @@ use crate::clock::Millis;
 use crate::secret::TokenHash;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum TokenKind {
     Access,
@@ -25,21 +26,29 @@ impl TokenKind {
 
 /// A stored token. `Debug` shows only the short id of the hash.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Token {
     #[serde(skip)]
     pub hash: TokenHash,
     pub id: String,
     pub kind: TokenKind,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub grant_id: i64,
     pub client_id: String,
     pub scopes: Vec<String>,
     pub audience: Vec<String>,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub created_at: Millis,
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub expires_at: Millis,
+    #[cfg_attr(feature = "ts", ts(type = "number | null"))]
     pub rotated_at: Option<Millis>,
+    #[cfg_attr(feature = "ts", ts(type = "number | null"))]
     pub revoked_at: Option<Millis>,
+    #[cfg_attr(feature = "ts", ts(type = "number | null"))]
     pub last_used_at: Option<Millis>,
     /// Uses left for a use-limited token (an approved action); `None` means unlimited.
+    #[cfg_attr(feature = "ts", ts(type = "number | null"))]
     pub uses_left: Option<i64>,
     /// The RFC 9396 details the token carries, as granted.
     pub authorization_details: Option<serde_json::Value>,
