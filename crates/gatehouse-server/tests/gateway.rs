@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
@@ -39,7 +40,9 @@ impl Upstreams for Table {
             Ok(Upstream {
                 base_url: self.0.clone(),
                 header_name: "x-api-key".into(),
-                header_value: UPSTREAM_SECRET.into(),
+                header_value: Arc::new(gatehouse_core::secret::Secret::from_presented(
+                    UPSTREAM_SECRET,
+                )),
             })
         })
     }
@@ -296,7 +299,10 @@ async fn the_server_router_mounts_the_gateway_over_the_vault() {
         )
         .await
         .unwrap();
-    let app = gatehouse_server::router(a.clone(), PORT, Arc::new(VaultUpstreams(vault.clone())));
+    // No credential cache, so the keyring's failures below show on the very next call (the
+    // cache has its own tests in the gateway module).
+    let upstreams = VaultUpstreams::with_keyring_recheck(vault.clone(), Duration::ZERO);
+    let app = gatehouse_server::router(a.clone(), PORT, Arc::new(upstreams));
 
     // The OAuth endpoints are still there, next to the gateway.
     let (st, _, _) = send(
