@@ -22,7 +22,7 @@ pub const DECIDED: &str = "gatehouse://decided";
 pub const STATUS: &str = "gatehouse://status";
 
 /// How often the vault's keyring is probed again (it may be unlocked or locked at any time).
-const VAULT_PROBE: Duration = Duration::from_secs(5);
+const VAULT_PROBE: Duration = Duration::from_secs(30);
 
 /// Asks the live task to re-read everything now.
 #[derive(Debug, Default)]

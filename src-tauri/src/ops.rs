@@ -197,3 +197,250 @@ pub async fn pause_set(d: &Desktop, paused: bool) -> Result<bool, IpcError> {
 pub async fn connections_list(d: &Desktop) -> Result<Vec<ConnectionRow>, IpcError> {
     Ok(d.vault.list().await?)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use gatehouse_core::authority::{AuthorizeOutcome, AuthorizeParams};
+    use gatehouse_core::oauth::registration::RegistrationRequest;
+    use gatehouse_server::instance::{Instance, InstanceOptions};
+
+    use super::*;
+    use crate::error::IpcErrorCode;
+
+    const REDIRECT: &str = "http://127.0.0.1:8765/callback";
+    /// RFC 7636's example S256 challenge: the tests never exchange the code.
+    const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+    /// A real instance (lock, store, server on 127.0.0.1:0) on a temp dir.
+    async fn desktop() -> (tempfile::TempDir, Desktop) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let instance = Instance::start(InstanceOptions {
+            data_dir: dir.path().join("data"),
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            approval_timeout: Duration::from_secs(60),
+            busy_timeout: Duration::from_secs(5),
+        })
+        .await
+        .expect("instance starts");
+        (dir, Desktop::new(instance))
+    }
+
+    async fn stop(d: Desktop) {
+        d.take_instance().expect("running").shutdown().await;
+    }
+
+    /// Registers an agent and files a consent approval for `scope`; returns (client id, approval id).
+    async fn consent_request(d: &Desktop, name: &str, scope: &str) -> (String, String) {
+        let registered = d
+            .authority
+            .register(RegistrationRequest {
+                redirect_uris: Some(vec![REDIRECT.into()]),
+                token_endpoint_auth_method: Some("none".into()),
+                grant_types: Some(vec!["authorization_code".into()]),
+                client_name: Some(name.into()),
+                ..Default::default()
+            })
+            .await
+            .expect("registers");
+        let outcome = d
+            .authority
+            .authorize(AuthorizeParams {
+                client_id: Some(registered.client_id.clone()),
+                redirect_uri: Some(REDIRECT.into()),
+                response_type: Some("code".into()),
+                scope: Some(scope.into()),
+                state: Some("s".into()),
+                code_challenge: Some(CHALLENGE.into()),
+                code_challenge_method: Some("S256".into()),
+                ..Default::default()
+            })
+            .await;
+        let AuthorizeOutcome::AwaitConsent { approval_id } = outcome else {
+            panic!("expected a consent prompt, got {outcome:?}");
+        };
+        (registered.client_id, approval_id)
+    }
+
+    fn approve(scopes: Option<&[&str]>) -> DecisionInput {
+        DecisionInput {
+            approve: true,
+            scopes: scopes.map(|s| s.iter().map(|x| (*x).to_owned()).collect()),
+            remember: Remember::Once,
+            uses: None,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_window_decision_is_final_and_audited_with_its_channel() {
+        let (_dir, d) = desktop().await;
+        let (_, id) = consent_request(&d, "Claude Code", "mail:read calendar:read").await;
+
+        let pending = approvals_pending(&d).await.expect("pending");
+        assert_eq!(
+            pending.iter().map(|v| v.id.as_str()).collect::<Vec<_>>(),
+            [id.as_str()]
+        );
+        assert_eq!(pending[0].client_name.as_deref(), Some("Claude Code"));
+        assert_eq!(status(&d).await.expect("status").pending_count, 1);
+
+        let decided = approval_decide(&d, id.clone(), approve(Some(&["mail:read"])))
+            .await
+            .expect("decides");
+        assert_eq!(decided, ApprovalStatus::Approved);
+
+        let again = approval_decide(&d, id.clone(), approve(None)).await;
+        assert_eq!(
+            again.expect_err("second decision").code,
+            IpcErrorCode::AlreadyDecided
+        );
+
+        let got = approval_get(&d, id.clone()).await.expect("get");
+        assert_eq!(got.status, ApprovalStatus::Approved);
+        assert_eq!(got.channel.as_deref(), Some(WINDOW_CHANNEL));
+        assert_eq!(got.granted_scopes, Some(vec!["mail:read".to_owned()]));
+        assert!(approvals_pending(&d).await.expect("pending").is_empty());
+
+        let history = approvals_history(&d, 10).await.expect("history");
+        assert_eq!(
+            history.first().map(|a| a.view.id.as_str()),
+            Some(id.as_str())
+        );
+        let events = events_page(
+            &d,
+            EventQueryInput {
+                client_id: None,
+                before_id: None,
+                limit: 5,
+            },
+        )
+        .await
+        .expect("events");
+        let approved = events
+            .iter()
+            .find(|e| e.kind == "consent.approved")
+            .expect("consent.approved audited");
+        assert_eq!(
+            approved.detail["channel"], WINDOW_CHANNEL,
+            "{}",
+            approved.detail
+        );
+        stop(d).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn failures_carry_the_contract_codes() {
+        let (_dir, d) = desktop().await;
+        let (_, id) = consent_request(&d, "Agent", "mail:read").await;
+        let code = |r: Result<ApprovalStatus, IpcError>| r.expect_err("fails").code;
+
+        assert_eq!(
+            code(approval_decide(&d, "nope".into(), approve(None)).await),
+            IpcErrorCode::NotFound
+        );
+        assert_eq!(
+            code(approval_decide(&d, id.clone(), approve(Some(&["mail:send"]))).await),
+            IpcErrorCode::InvalidInput,
+        );
+        assert_eq!(
+            approval_get(&d, "nope".into())
+                .await
+                .expect_err("unknown")
+                .code,
+            IpcErrorCode::NotFound
+        );
+        assert_eq!(
+            approvals_history(&d, 0).await.expect_err("limit").code,
+            IpcErrorCode::InvalidInput
+        );
+        assert_eq!(
+            rule_delete(&d, 4242).await.expect_err("no rule").code,
+            IpcErrorCode::NotFound
+        );
+        assert_eq!(
+            agent_revoke(&d, "agt_nope".into())
+                .await
+                .expect_err("no agent")
+                .code,
+            IpcErrorCode::NotFound
+        );
+        // Nothing above decided the approval.
+        assert_eq!(approvals_pending(&d).await.expect("pending").len(), 1);
+        stop(d).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn revoking_an_agent_denies_its_pending_approval() {
+        let (_dir, d) = desktop().await;
+        let (client_id, id) = consent_request(&d, "Agent", "mail:read").await;
+        let agents = agents_list(&d).await.expect("agents");
+        assert_eq!(agents.len(), 1);
+        assert_eq!(agents[0].agent.client_id, client_id);
+
+        let summary = agent_revoke(&d, client_id.clone()).await.expect("revokes");
+        assert_eq!(summary.pending_approvals_denied, 1);
+        let got = approval_get(&d, id).await.expect("get");
+        assert_eq!(got.status, ApprovalStatus::Denied);
+        assert_eq!(
+            agent_revoke(&d, client_id).await.expect_err("twice").code,
+            IpcErrorCode::Conflict
+        );
+        stop(d).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn pausing_shows_in_the_status_and_the_log() {
+        let (_dir, d) = desktop().await;
+        let before = status(&d).await.expect("status");
+        assert!(!before.paused, "a fresh data dir starts unpaused");
+        assert_eq!(before.issuer, d.issuer);
+
+        assert!(pause_set(&d, true).await.expect("pauses"));
+        assert!(status(&d).await.expect("status").paused);
+        let newest = events_page(
+            &d,
+            EventQueryInput {
+                client_id: None,
+                before_id: None,
+                limit: 1,
+            },
+        )
+        .await
+        .expect("events");
+        assert_eq!(newest[0].kind, "agents.paused");
+        assert_eq!(newest[0].detail["by"], crate::state::BY);
+
+        assert!(!pause_set(&d, false).await.expect("resumes"));
+        assert!(!status(&d).await.expect("status").paused);
+        stop(d).await;
+    }
+
+    #[test]
+    fn status_and_decisions_cross_in_camel_case() {
+        let s = AppStatus {
+            issuer: "http://127.0.0.1:1".into(),
+            data_dir: "/d".into(),
+            paused: false,
+            pending_count: 2,
+            vault_sealed: true,
+            vault_reason: Some("locked".into()),
+        };
+        let v = serde_json::to_value(&s).expect("serializes");
+        assert_eq!(v["dataDir"], "/d");
+        assert_eq!(v["pendingCount"], 2);
+        assert_eq!(v["vaultSealed"], true);
+        assert_eq!(v["vaultReason"], "locked");
+
+        let d: DecisionInput = serde_json::from_value(serde_json::json!({
+            "approve": true, "scopes": ["a"], "remember": "8h", "uses": 3
+        }))
+        .expect("parses");
+        assert_eq!(d.remember, Remember::EightHours);
+        assert_eq!(d.uses, Some(3));
+        let bad = serde_json::from_value::<DecisionInput>(serde_json::json!({
+            "approve": true, "remember": "forever"
+        }));
+        assert!(bad.is_err());
+    }
+}
