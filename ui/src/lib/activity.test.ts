@@ -79,6 +79,8 @@ describe("mergeLive", () => {
     ["duplicate within the batch", [11, 11], [11, 10, 9]],
     ["late arrival goes in its place", [13, 12], [13, 12, 10, 9]],
     ["nothing", [], [10, 9]],
+    ["a single duplicate", [10], [10, 9]],
+    ["a single older one", [8], [10, 9, 8]],
   ])("%s", (_, ids, want) => expect(mergeLive(base, ids.map((i) => ev(i))).rows.map((e) => e.id)).toEqual(want));
   it("keeps done", () => expect(mergeLive({ rows: [], done: true }, [ev(1)]).done).toBe(true));
 });

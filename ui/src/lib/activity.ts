@@ -84,6 +84,9 @@ export function appendPage(feed: Feed, page: Event[], limit = PAGE_SIZE): Feed {
  * are dropped. Live events usually arrive in order, so this is a prepend. */
 export function mergeLive(feed: Feed, incoming: Event[]): Feed {
   if (incoming.length === 0) return feed;
+  const newest = feed.rows.length ? feed.rows[0]!.id : -Infinity;
+  // The usual case, one event newer than anything shown: a prepend, no set or sort over the feed.
+  if (incoming.length === 1 && incoming[0]!.id > newest) return { ...feed, rows: [incoming[0]!, ...feed.rows] };
   const seen = new Set(feed.rows.map((e) => e.id));
   const fresh: Event[] = [];
   for (const e of incoming) {
