@@ -4,15 +4,17 @@
 
 use std::path::{Path, PathBuf};
 
-use gatehouse_core::admin::{AgentOverview, ApprovalOverview, RevokeSummary};
+use gatehouse_core::admin::{
+    AgentOverview, ApprovalOverview, ExportFormat, KillSummary, RevokeSummary,
+};
 use gatehouse_core::approvals::ApprovalView;
-use gatehouse_core::audit::Event;
+use gatehouse_core::audit::{Event, EventQuery};
 use gatehouse_core::store::approvals::ApprovalStatus;
 use gatehouse_core::store::rules::RuleRow;
 use ts_rs::TS;
 
 use crate::error::{IpcError, IpcErrorCode};
-use crate::ops::{AppStatus, DecidedNotice, DecisionInput, EventQueryInput};
+use crate::ops::{AppStatus, DecidedNotice, DecisionInput, ExportResult};
 
 fn out_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../ui/src/lib/bindings")
@@ -54,7 +56,7 @@ fn export_bindings() {
     export::<AppStatus>(&dir);
     export::<DecisionInput>(&dir);
     export::<DecidedNotice>(&dir);
-    export::<EventQueryInput>(&dir);
+    export::<ExportResult>(&dir);
     // The core's (feature `ts`).
     export::<ApprovalView>(&dir);
     export::<ApprovalOverview>(&dir);
@@ -62,7 +64,10 @@ fn export_bindings() {
     export::<AgentOverview>(&dir);
     export::<RevokeSummary>(&dir);
     export::<Event>(&dir);
+    export::<EventQuery>(&dir);
     export::<RuleRow>(&dir);
+    export::<KillSummary>(&dir);
+    export::<ExportFormat>(&dir);
 
     let mut names = Vec::new();
     collect_modules(&dir, "", &mut names);

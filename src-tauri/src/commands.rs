@@ -1,16 +1,18 @@
 //! The `#[tauri::command]` wrappers: each takes the managed [`Desktop`] and calls its body in
 //! [`crate::ops`]. Arguments arrive camelCase from JavaScript (Tauri's default).
 
-use gatehouse_core::admin::{AgentOverview, ApprovalOverview, RevokeSummary};
+use gatehouse_core::admin::{
+    AgentOverview, ApprovalOverview, ExportFormat, KillSummary, RevokeSummary,
+};
 use gatehouse_core::approvals::ApprovalView;
-use gatehouse_core::audit::Event;
+use gatehouse_core::audit::{Event, EventQuery};
 use gatehouse_core::store::approvals::ApprovalStatus;
 use gatehouse_core::store::connections::ConnectionRow;
 use gatehouse_core::store::rules::RuleRow;
 use tauri::State;
 
 use crate::error::IpcError;
-use crate::ops::{self, AppStatus, DecisionInput, EventQueryInput};
+use crate::ops::{self, AppStatus, DecisionInput, ExportResult};
 use crate::state::Desktop;
 
 type Reply<T> = Result<T, IpcError>;
@@ -55,8 +57,41 @@ pub async fn agent_revoke(d: State<'_, Desktop>, client_id: String) -> Reply<Rev
 }
 
 #[tauri::command]
-pub async fn events_page(d: State<'_, Desktop>, query: EventQueryInput) -> Reply<Vec<Event>> {
+pub async fn agent_suspend(
+    d: State<'_, Desktop>,
+    client_id: String,
+    suspended: bool,
+) -> Reply<AgentOverview> {
+    ops::agent_suspend(&d, client_id, suspended).await
+}
+
+#[tauri::command]
+pub async fn grant_revoke(d: State<'_, Desktop>, grant_id: i64) -> Reply<usize> {
+    ops::grant_revoke(&d, grant_id).await
+}
+
+#[tauri::command]
+pub async fn events_export(
+    d: State<'_, Desktop>,
+    query: EventQuery,
+    format: ExportFormat,
+) -> Reply<ExportResult> {
+    ops::events_export(&d, query, format).await
+}
+
+#[tauri::command]
+pub async fn kill_switch(d: State<'_, Desktop>) -> Reply<KillSummary> {
+    ops::kill_switch(&d).await
+}
+
+#[tauri::command]
+pub async fn events_page(d: State<'_, Desktop>, query: EventQuery) -> Reply<Vec<Event>> {
     ops::events_page(&d, query).await
+}
+
+#[tauri::command]
+pub fn event_kinds() -> Vec<String> {
+    ops::event_kinds()
 }
 
 #[tauri::command]

@@ -88,10 +88,15 @@ impl From<DecideError> for IpcError {
 impl From<AdminError> for IpcError {
     fn from(e: AdminError) -> Self {
         match e {
-            AdminError::UnknownAgent(_) | AdminError::UnknownRule(_) => {
-                Self::not_found(e.to_string())
+            AdminError::UnknownAgent(_)
+            | AdminError::UnknownRule(_)
+            | AdminError::UnknownGrant(_) => Self::not_found(e.to_string()),
+            AdminError::AlreadyRevoked(_) | AdminError::GrantAlreadyRevoked(_) => {
+                Self::new(IpcErrorCode::Conflict, e.to_string())
             }
-            AdminError::AlreadyRevoked(_) => Self::new(IpcErrorCode::Conflict, e.to_string()),
+            // The export file could not be written (disk full, no permission): the person can
+            // free space or fix the folder and retry. The message names only the OS error.
+            AdminError::Export(_) => Self::new(IpcErrorCode::Unavailable, e.to_string()),
             AdminError::InvalidRule(_) | AdminError::InvalidDomain(_) => {
                 Self::invalid(e.to_string())
             }

@@ -37,7 +37,15 @@ fn changes_state(kind: &str) -> bool {
     kind.starts_with("consent.")
         || kind.starts_with("action.")
         || kind.starts_with("connection.")
-        || matches!(kind, "agent.revoked" | "agents.paused" | "agents.resumed")
+        || matches!(
+            kind,
+            "agent.revoked"
+                | "agent.suspended"
+                | "agent.resumed"
+                | "agents.paused"
+                | "agents.resumed"
+                | "kill_switch.pulled"
+        )
 }
 
 /// What the last refresh saw.
@@ -178,6 +186,8 @@ mod tests {
             "agent.revoked",
             "agents.paused",
             "agents.resumed",
+            "agent.suspended",
+            "kill_switch.pulled",
             "connection.added",
         ] {
             assert!(changes_state(kind), "{kind}");

@@ -126,10 +126,15 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             commands::approval_decide,
             commands::agents_list,
             commands::agent_revoke,
+            commands::agent_suspend,
+            commands::grant_revoke,
             commands::events_page,
+            commands::event_kinds,
+            commands::events_export,
             commands::rules_list,
             commands::rule_delete,
             commands::pause_set,
+            commands::kill_switch,
             commands::connections_list,
         ])
         .setup(move |app| {

@@ -3,9 +3,11 @@
 //! no SQL and no business rules live here.
 
 use gatehouse_core::StoreError;
-use gatehouse_core::admin::{self, AgentOverview, ApprovalOverview, RevokeSummary};
+use gatehouse_core::admin::{
+    self, AgentOverview, ApprovalOverview, ExportFormat, KillSummary, RevokeSummary,
+};
 use gatehouse_core::approvals::{ApprovalView, Decision, Remember};
-use gatehouse_core::audit::{Event, EventFilter};
+use gatehouse_core::audit::{self, Event, EventQuery};
 use gatehouse_core::store::approvals::{self as approval_rows, ApprovalStatus};
 use gatehouse_core::store::connections::ConnectionRow;
 use gatehouse_core::store::rules::RuleRow;
@@ -13,7 +15,7 @@ use gatehouse_core::vault::VaultStatus;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-use crate::error::IpcError;
+use crate::error::{IpcError, IpcErrorCode};
 use crate::state::{BY, Desktop};
 
 /// The channel the audit log records for decisions made in the app's windows.
@@ -160,24 +162,164 @@ pub async fn agent_revoke(d: &Desktop, client_id: String) -> Result<RevokeSummar
     Ok(admin::revoke_agent(&d.store, &client_id, BY).await?)
 }
 
-pub async fn events_page(d: &Desktop, query: EventQueryInput) -> Result<Vec<Event>, IpcError> {
-    let limit = check_limit(query.limit)?;
-    let filter = EventFilter {
-        client_id: query.client_id,
-        before_id: query.before_id,
-    };
-    Ok(admin::events_page(&d.store, filter, limit).await?)
+/// A page of the Activity view, newest first (keyset by `beforeId`).
+pub async fn events_page(d: &Desktop, query: EventQuery) -> Result<Vec<Event>, IpcError> {
+    check_event_query(&query)?;
+    Ok(d.store
+        .read(move |c| audit::query(c, &query).map_err(StoreError::from))
+        .await?)
 }
 
-/// Placeholder until `audit::EventQuery` lands.
-#[derive(Debug, Clone, Deserialize, TS)]
-#[serde(rename_all = "camelCase")]
-pub struct EventQueryInput {
-    #[serde(default)]
-    pub client_id: Option<String>,
-    #[serde(default)]
-    pub before_id: Option<i64>,
-    pub limit: u32,
+fn check_event_query(q: &EventQuery) -> Result<(), IpcError> {
+    if q.limit > audit::MAX_PAGE {
+        return Err(IpcError::invalid(format!(
+            "limit must be at most {}, not {}",
+            audit::MAX_PAGE,
+            q.limit
+        )));
+    }
+    let known = audit::event_kinds();
+    if let Some(kind) = q.kinds.iter().find(|k| !known.contains(&k.as_str())) {
+        return Err(IpcError::invalid(format!("{kind:?} is not an event kind")));
+    }
+    if let Some(outcome) = q.outcome.as_deref()
+        && !["ok", "denied", "rejected"].contains(&outcome)
+    {
+        return Err(IpcError::invalid(format!(
+            "outcome must be ok, denied or rejected, not {outcome:?}"
+        )));
+    }
+    Ok(())
+}
+
+/// Every event kind's name, for the kind filter.
+pub fn event_kinds() -> Vec<String> {
+    audit::event_kinds()
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Writes every event matching `query` to a new file in the Downloads folder (the home folder
+/// when there is none).
+pub async fn events_export(
+    d: &Desktop,
+    query: EventQuery,
+    format: ExportFormat,
+) -> Result<ExportResult, IpcError> {
+    check_event_query(&query)?;
+    let dir = dirs::download_dir()
+        .or_else(dirs::home_dir)
+        .ok_or_else(|| {
+            IpcError::new(
+                IpcErrorCode::Unavailable,
+                "there is no Downloads folder to export to",
+            )
+        })?;
+    let (path, file) = new_export_file(&dir, d.authority.clock().now(), format)?;
+    let count = match admin::export_events(&d.store, query, format, file).await {
+        Ok(n) => n,
+        Err(e) => {
+            // Leave no half-written export behind.
+            let _ = std::fs::remove_file(&path);
+            return Err(e.into());
+        }
+    };
+    Ok(ExportResult {
+        path: path.display().to_string(),
+        count,
+    })
+}
+
+/// `gatehouse-events-YYYYMMDD-HHMMSS.jsonl` (or `.csv`) in `dir`, never overwriting a file.
+fn new_export_file(
+    dir: &std::path::Path,
+    now: gatehouse_core::Millis,
+    format: ExportFormat,
+) -> Result<(std::path::PathBuf, std::fs::File), IpcError> {
+    let ext = match format {
+        ExportFormat::Jsonl => "jsonl",
+        ExportFormat::Csv => "csv",
+    };
+    let stamp = utc_stamp(now);
+    for n in 1..100 {
+        let name = match n {
+            1 => format!("gatehouse-events-{stamp}.{ext}"),
+            _ => format!("gatehouse-events-{stamp}-{n}.{ext}"),
+        };
+        let path = dir.join(name);
+        match std::fs::File::options()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(file) => return Ok((path, file)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                return Err(IpcError::new(
+                    IpcErrorCode::Unavailable,
+                    format!("cannot create the export in {}: {e}", dir.display()),
+                ));
+            }
+        }
+    }
+    Err(IpcError::new(
+        IpcErrorCode::Conflict,
+        "too many exports with the same time stamp",
+    ))
+}
+
+/// `YYYYMMDD-HHMMSS` in UTC for a time in ms since the epoch (Howard Hinnant's civil-from-days).
+fn utc_stamp(ms: gatehouse_core::Millis) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Where an export went and how many events it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct ExportResult {
+    pub path: String,
+    #[ts(type = "number")]
+    pub count: u64,
+}
+
+/// Suspends or resumes an agent; returns it with what it holds.
+pub async fn agent_suspend(
+    d: &Desktop,
+    client_id: String,
+    suspended: bool,
+) -> Result<AgentOverview, IpcError> {
+    admin::suspend_agent(&d.store, &client_id, suspended, BY).await?;
+    agents_list(d)
+        .await?
+        .into_iter()
+        .find(|a| a.agent.client_id == client_id)
+        .ok_or_else(|| IpcError::not_found(format!("no agent has the client id {client_id}")))
+}
+
+/// Revokes one grant and its tokens; returns how many tokens died.
+pub async fn grant_revoke(d: &Desktop, grant_id: i64) -> Result<usize, IpcError> {
+    Ok(admin::revoke_grant(&d.store, grant_id, BY).await?)
+}
+
+/// Pauses every agent, revokes every grant and token, denies everything pending.
+pub async fn kill_switch(d: &Desktop) -> Result<KillSummary, IpcError> {
+    Ok(admin::kill_switch(&d.store, BY).await?)
 }
 
 pub async fn rules_list(d: &Desktop) -> Result<Vec<RuleRow>, IpcError> {
@@ -202,15 +344,18 @@ pub async fn connections_list(d: &Desktop) -> Result<Vec<ConnectionRow>, IpcErro
 mod tests {
     use std::time::Duration;
 
-    use gatehouse_core::authority::{AuthorizeOutcome, AuthorizeParams};
+    use gatehouse_core::authority::{
+        AuthorizeOutcome, AuthorizeParams, ConsentProgress, TokenParams,
+    };
+    use gatehouse_core::oauth::ClientCredentials;
     use gatehouse_core::oauth::registration::RegistrationRequest;
     use gatehouse_server::instance::{Instance, InstanceOptions};
 
     use super::*;
-    use crate::error::IpcErrorCode;
 
     const REDIRECT: &str = "http://127.0.0.1:8765/callback";
-    /// RFC 7636's example S256 challenge: the tests never exchange the code.
+    /// RFC 7636 appendix B's verifier and its S256 challenge.
+    const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
     const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
     /// A real instance (lock, store, server on 127.0.0.1:0) on a temp dir.
@@ -263,6 +408,49 @@ mod tests {
         (registered.client_id, approval_id)
     }
 
+    /// An agent holding a live grant and token: consent approved in the window, code exchanged.
+    async fn agent_with_grant(d: &Desktop, name: &str) -> (String, i64) {
+        let (client_id, id) = consent_request(d, name, "mail:read").await;
+        approval_decide(d, id.clone(), approve(None))
+            .await
+            .expect("approves");
+        let ConsentProgress::Redirect(url) = d.authority.consent_progress(&id).await else {
+            panic!("no redirect after approval");
+        };
+        let url = url::Url::parse(&url).expect("redirect url");
+        let code = url
+            .query_pairs()
+            .find(|(k, _)| k == "code")
+            .map(|(_, v)| v.into_owned())
+            .expect("a code");
+        d.authority
+            .token(
+                TokenParams {
+                    grant_type: Some("authorization_code".into()),
+                    code: Some(code),
+                    redirect_uri: Some(REDIRECT.into()),
+                    code_verifier: Some(VERIFIER.into()),
+                    ..Default::default()
+                },
+                ClientCredentials::None {
+                    client_id: client_id.clone(),
+                },
+            )
+            .await
+            .expect("exchanges the code");
+        let agents = agents_list(d).await.expect("agents");
+        let agent = agents
+            .iter()
+            .find(|a| a.agent.client_id == client_id)
+            .expect("listed");
+        assert_eq!(
+            agent.live_tokens.is_empty(),
+            false,
+            "the exchange issued a token"
+        );
+        (client_id, agent.grants[0].id)
+    }
+
     fn approve(scopes: Option<&[&str]>) -> DecisionInput {
         DecisionInput {
             approve: true,
@@ -309,10 +497,9 @@ mod tests {
         );
         let events = events_page(
             &d,
-            EventQueryInput {
-                client_id: None,
-                before_id: None,
+            EventQuery {
                 limit: 5,
+                ..Default::default()
             },
         )
         .await
@@ -400,10 +587,9 @@ mod tests {
         assert!(status(&d).await.expect("status").paused);
         let newest = events_page(
             &d,
-            EventQueryInput {
-                client_id: None,
-                before_id: None,
+            EventQuery {
                 limit: 1,
+                ..Default::default()
             },
         )
         .await
@@ -414,6 +600,162 @@ mod tests {
         assert!(!pause_set(&d, false).await.expect("resumes"));
         assert!(!status(&d).await.expect("status").paused);
         stop(d).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn activity_pages_filter_and_refuse_unknown_kinds() {
+        let (_dir, d) = desktop().await;
+        let (client_id, _) = consent_request(&d, "Agent", "mail:read").await;
+        consent_request(&d, "Other", "mail:read").await;
+        let q = EventQuery {
+            client_id: Some(client_id.clone()),
+            kinds: vec!["consent.requested".into()],
+            limit: 10,
+            ..Default::default()
+        };
+        let page = events_page(&d, q).await.expect("page");
+        assert_eq!(page.len(), 1);
+        assert_eq!(page[0].client_id.as_deref(), Some(client_id.as_str()));
+
+        // Keyset: the page before the newest event holds only older ones.
+        let newest = events_page(
+            &d,
+            EventQuery {
+                limit: 1,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("newest");
+        let older = events_page(
+            &d,
+            EventQuery {
+                before_id: Some(newest[0].id),
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("older");
+        assert!(!older.is_empty() && older.iter().all(|e| e.id < newest[0].id));
+
+        let bad_kind = EventQuery {
+            kinds: vec!["token.stolen".into()],
+            limit: 10,
+            ..Default::default()
+        };
+        assert_eq!(
+            events_page(&d, bad_kind).await.expect_err("kind").code,
+            IpcErrorCode::InvalidInput
+        );
+        let bad_outcome = EventQuery {
+            outcome: Some("maybe".into()),
+            limit: 10,
+            ..Default::default()
+        };
+        assert_eq!(
+            events_page(&d, bad_outcome)
+                .await
+                .expect_err("outcome")
+                .code,
+            IpcErrorCode::InvalidInput
+        );
+        assert!(event_kinds().iter().any(|k| k == "agent.revoked"));
+        stop(d).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn suspend_revoke_grant_and_kill_switch() {
+        let (_dir, d) = desktop().await;
+        let (client_id, grant_id) = agent_with_grant(&d, "Agent").await;
+
+        let suspended = agent_suspend(&d, client_id.clone(), true)
+            .await
+            .expect("suspends");
+        assert!(suspended.agent.suspended_at.is_some());
+        let resumed = agent_suspend(&d, client_id.clone(), false)
+            .await
+            .expect("resumes");
+        assert!(resumed.agent.suspended_at.is_none());
+        assert_eq!(
+            agent_suspend(&d, "agt_nope".into(), true)
+                .await
+                .expect_err("unknown")
+                .code,
+            IpcErrorCode::NotFound
+        );
+
+        assert_eq!(
+            grant_revoke(&d, grant_id).await.expect("revokes the grant"),
+            1
+        );
+        assert_eq!(
+            grant_revoke(&d, grant_id).await.expect_err("twice").code,
+            IpcErrorCode::Conflict
+        );
+        assert_eq!(
+            grant_revoke(&d, 999_999).await.expect_err("unknown").code,
+            IpcErrorCode::NotFound
+        );
+
+        // A second agent with a grant and a pending request: the kill switch stops all of it.
+        agent_with_grant(&d, "Second").await;
+        let (_, pending_id) = consent_request(&d, "Third", "mail:read").await;
+        let summary = kill_switch(&d).await.expect("kill switch");
+        assert_eq!(
+            (summary.grants, summary.tokens, summary.pending_denied),
+            (1, 1, 1)
+        );
+        assert_eq!(summary.agents, 3, "agents stay registered");
+        assert!(status(&d).await.expect("status").paused);
+        assert_eq!(
+            approval_get(&d, pending_id).await.expect("get").status,
+            ApprovalStatus::Denied
+        );
+        stop(d).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn export_writes_a_new_file_with_every_matching_event() {
+        let (_dir, d) = desktop().await;
+        let (client_id, _) = consent_request(&d, "Agent", "mail:read").await;
+        let out = tempfile::tempdir().expect("tempdir");
+        let (path, file) = new_export_file(out.path(), 1_767_225_600_000, ExportFormat::Jsonl)
+            .expect("creates the file");
+        assert!(
+            path.ends_with("gatehouse-events-20260101-000000.jsonl"),
+            "{}",
+            path.display()
+        );
+        let q = EventQuery {
+            client_id: Some(client_id.clone()),
+            ..Default::default()
+        };
+        let n = admin::export_events(&d.store, q, ExportFormat::Jsonl, file)
+            .await
+            .expect("exports");
+        let text = std::fs::read_to_string(&path).expect("read back");
+        assert_eq!(text.lines().count() as u64, n);
+        assert!(n >= 2, "registration and request: {text}");
+        // The same second again: a new name, never an overwrite.
+        let (second, _) =
+            new_export_file(out.path(), 1_767_225_600_000, ExportFormat::Csv).expect("second file");
+        assert!(second.ends_with("gatehouse-events-20260101-000000.csv"));
+        let (third, _) = new_export_file(out.path(), 1_767_225_600_000, ExportFormat::Jsonl)
+            .expect("third file");
+        assert!(
+            third.ends_with("gatehouse-events-20260101-000000-2.jsonl"),
+            "{}",
+            third.display()
+        );
+        stop(d).await;
+    }
+
+    #[test]
+    fn utc_stamps() {
+        assert_eq!(utc_stamp(0), "19700101-000000");
+        assert_eq!(utc_stamp(951_782_400_000), "20000229-000000");
+        assert_eq!(utc_stamp(1_767_225_599_999), "20251231-235959");
     }
 
     #[test]
