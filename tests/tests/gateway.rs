@@ -1,17 +1,20 @@
 //! The credential-injecting gateway through the real binary: connections in the vault (the OS
 //! keyring of the headless session `scripts/test.sh` starts), agents consented with
 //! `resource={issuer}/gateway/NAME`, and a fake upstream API on loopback that records what it
-//! receives. Allow, ask approved, ask denied, wrong audience, missing scope, a 20 MB body both
-//! ways, and a sealed vault.
+//! receives. Allow, ask approved, ask denied, ask timed out, wrong audience, missing scope, a
+//! 20 MB body both ways, the body summary in the prompt, exact byte counts of chunked bodies in
+//! the audit, and a sealed vault.
 
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 
 use gatehouse_e2e::vault::{add, assert_not_in_data_dir, keyring_session, random_hex, text};
 use gatehouse_e2e::{Server, flow, pkce_pair, run_cli};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Incoming};
+use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{HeaderMap, Method, Request, Response};
@@ -22,8 +25,40 @@ use serde_json::{Value, json};
 /// What the fake upstream received: method, path and query, headers.
 type Seen = Arc<Mutex<Vec<(Method, String, HeaderMap)>>>;
 
-/// A fake upstream API on 127.0.0.1:0: `/v1/echo` streams the request body back, anything else
-/// answers `{"method","path","bytes"}`. Returns its base URL (`http://127.0.0.1:PORT/v1`).
+/// A body of `left` bytes sent in 8 KiB frames with no declared size, so HTTP/1.1 sends it with
+/// `Transfer-Encoding: chunked`.
+struct Chunks {
+    left: usize,
+}
+
+impl Body for Chunks {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        if self.left == 0 {
+            return Poll::Ready(None);
+        }
+        let n = self.left.min(8192);
+        self.left -= n;
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from(vec![b'c'; n])))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.left == 0
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}
+
+/// A fake upstream API on 127.0.0.1:0: `/v1/echo` streams the request body back, `/v1/chunks/N`
+/// answers N bytes chunked (no Content-Length), anything else answers `{"method","path","bytes"}`.
+/// Returns its base URL (`http://127.0.0.1:PORT/v1`).
 async fn fake_upstream(seen: Seen) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -48,8 +83,13 @@ async fn fake_upstream(seen: Seen) -> String {
                             s.push((req.method().clone(), path.clone(), req.headers().clone()));
                         }
                         let method = req.method().to_string();
+                        let chunks = path
+                            .strip_prefix("/v1/chunks/")
+                            .and_then(|n| n.parse::<usize>().ok());
                         let body: BoxBody<Bytes, hyper::Error> = if path == "/v1/echo" {
                             req.into_body().boxed()
+                        } else if let Some(left) = chunks {
+                            Chunks { left }.boxed()
                         } else {
                             let n = req.into_body().collect().await?.to_bytes().len();
                             let v = json!({ "method": method, "path": path, "bytes": n });
@@ -373,5 +413,262 @@ async fn a_sealed_vault_answers_503() {
         "a sealed call reached the upstream"
     );
     assert!(server.stop().success());
+    remove_connection(dir.path(), &name);
+}
+
+/// Every `gateway.call` event of a data dir, oldest first.
+fn gateway_calls(dir: &Path) -> Vec<Value> {
+    let out = run_cli(dir, &["log", "--json", "--limit", "1000"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let mut calls: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["kind"] == "gateway.call")
+        .collect();
+    calls.sort_by_key(|v| v["id"].as_i64());
+    calls
+}
+
+/// The detail of the last `gateway.call` event for `path`.
+fn last_call(dir: &Path, path: &str) -> Value {
+    gateway_calls(dir)
+        .into_iter()
+        .rev()
+        .map(|v| v["detail"].clone())
+        .find(|d| d["path"] == path)
+        .unwrap_or_else(|| panic!("no gateway.call for {path}"))
+}
+
+/// Sends one request through the gateway with a plain hyper connection, the body chunked (no
+/// Content-Length); returns the status and the whole response body.
+async fn send_chunked(url: &str, token: &str, method: Method, body: Chunks) -> (u16, Bytes) {
+    let uri: hyper::Uri = url.parse().expect("uri");
+    let authority = uri.authority().expect("authority").to_string();
+    let stream = tokio::net::TcpStream::connect(&authority)
+        .await
+        .expect("connect");
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    let req = Request::builder()
+        .method(method)
+        .uri(uri.path_and_query().expect("path").as_str())
+        .header("host", &authority)
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/octet-stream")
+        .body(body)
+        .expect("request");
+    let res = sender.send_request(req).await.expect("send");
+    let status = res.status().as_u16();
+    let body = res.into_body().collect().await.expect("body").to_bytes();
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unanswered_ask_times_out_to_a_403_and_never_reaches_the_upstream() {
+    if !keyring_session() {
+        return;
+    }
+    let seen: Seen = Arc::default();
+    let base = fake_upstream(seen.clone()).await;
+    let name = format!("to-{}", random_hex());
+    let secret = format!("sk_upstream_{}", random_hex());
+    let dir = data_dir_with(&name, &base, &secret);
+    let mut server = Server::start(dir.path(), &["--approval-timeout", "1"]);
+    let http = flow::http();
+    let resource = format!("{}/gateway/{name}", server.issuer);
+    let token = agent_token(
+        &mut server,
+        &http,
+        &resource,
+        &format!("{name}:read {name}:write"),
+    )
+    .await;
+
+    // Nobody answers the jsonl approver: the call is held, then refused like a denial.
+    let started = std::time::Instant::now();
+    let (st, h, body) = read(
+        http.put(format!("{resource}/items/7"))
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .body(r#"{"title":"late"}"#)
+            .send()
+            .await
+            .expect("PUT"),
+    )
+    .await;
+    let waited = started.elapsed();
+    assert_eq!(st, StatusCode::FORBIDDEN, "{body}");
+    assert!(
+        waited >= std::time::Duration::from_millis(900),
+        "answered after {waited:?}, before the approval timed out"
+    );
+    assert!(
+        h["content-type"]
+            .to_str()
+            .is_ok_and(|c| c.starts_with("application/json")),
+        "{h:?}"
+    );
+    let v: Value = serde_json::from_str(&body).expect("an OAuth-style JSON error");
+    assert_eq!(v["error"], "access_denied", "{body}");
+    assert!(
+        v["error_description"]
+            .as_str()
+            .is_some_and(|d| d.contains("in time")),
+        "{body}"
+    );
+    let ask = server.expect_event("approval_requested");
+    server.expect_event_matching("approval_decided", |d| {
+        d["id"] == ask["id"] && d["decision"] == "expired"
+    });
+    assert!(
+        seen.lock().expect("seen").is_empty(),
+        "a call nobody approved reached the upstream"
+    );
+    let call = last_call(dir.path(), "/items/7");
+    assert_eq!(call["decision"], "expired", "{call}");
+    assert_eq!(call["status"], 403, "{call}");
+    assert_eq!(call["method"], "PUT", "{call}");
+    assert!(call["bytes_in"].is_null(), "nothing went upstream: {call}");
+    assert!(server.stop().success());
+    remove_connection(dir.path(), &name);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_prompt_summarizes_the_body_and_the_audit_counts_chunked_bytes() {
+    if !keyring_session() {
+        return;
+    }
+    let seen: Seen = Arc::default();
+    let base = fake_upstream(seen.clone()).await;
+    let name = format!("bs-{}", random_hex());
+    let secret = format!("sk_upstream_{}", random_hex());
+    let dir = data_dir_with(&name, &base, &secret);
+    let mut server = Server::start(dir.path(), &[]);
+    let http = flow::http();
+    let resource = format!("{}/gateway/{name}", server.issuer);
+    let token = agent_token(
+        &mut server,
+        &http,
+        &resource,
+        &format!("{name}:read {name}:write"),
+    )
+    .await;
+
+    // A JSON write: the prompt shows its type, exact size and a preview without the password;
+    // the upstream still gets the body byte for byte.
+    let password = format!("pw-{}", random_hex());
+    let long = "L".repeat(5000);
+    let sent =
+        json!({ "title": "quarterly report", "password": password, "notes": long }).to_string();
+    let call = tokio::spawn(
+        http.post(format!("{resource}/echo"))
+            .bearer_auth(&token)
+            .header("content-type", "application/json; charset=utf-8")
+            .body(sent.clone())
+            .send(),
+    );
+    let ask = server.expect_event("approval_requested");
+    let shown = ask["authorization_details"][0]["body"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no body summary in {ask}"))
+        .to_owned();
+    assert!(
+        shown.starts_with(&format!("application/json, {} bytes: {{", sent.len())),
+        "{shown}"
+    );
+    assert!(shown.contains("quarterly report"), "{shown}");
+    assert!(shown.contains(r#""password":"[redacted]""#), "{shown}");
+    assert!(!ask.to_string().contains(&password), "{ask}");
+    assert!(shown.chars().count() < 200, "{shown}");
+    assert!(
+        ask["summary"].as_array().is_some_and(|lines| lines
+            .iter()
+            .any(|l| l.as_str() == Some(&format!("Body: {shown}")))),
+        "{ask}"
+    );
+    server.decide(json!({ "approve": ask["id"] }));
+    let (st, _, body) = read(call.await.expect("join").expect("POST")).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(body, sent, "the body changed on its way upstream and back");
+    let c = last_call(dir.path(), "/echo");
+    assert_eq!(
+        (c["bytes_in"].as_u64(), c["bytes_out"].as_u64()),
+        (Some(sent.len() as u64), Some(sent.len() as u64)),
+        "{c}"
+    );
+    assert!(!c.to_string().contains(&password), "{c}");
+
+    // A chunked upload (no Content-Length), echoed back chunked: the prompt says the size is
+    // unknown; the audit has the exact counts both ways.
+    let up = 300_001;
+    let url = format!("{resource}/echo");
+    let t = token.clone();
+    let call =
+        tokio::spawn(
+            async move { send_chunked(&url, &t, Method::POST, Chunks { left: up }).await },
+        );
+    let ask = server.expect_event("approval_requested");
+    let shown = ask["authorization_details"][0]["body"]
+        .as_str()
+        .unwrap_or("");
+    assert_eq!(
+        shown, "application/octet-stream, size unknown (streamed)",
+        "{ask}"
+    );
+    server.decide(json!({ "approve": ask["id"] }));
+    let (st, back) = call.await.expect("join");
+    assert_eq!(st, 200);
+    assert_eq!(back.len(), up);
+    {
+        let seen = seen.lock().expect("seen");
+        let (_, _, h) = seen.last().expect("the upstream got the upload");
+        assert_eq!(h["transfer-encoding"], "chunked", "{h:?}");
+        assert!(h.get("content-length").is_none(), "{h:?}");
+    }
+    let c = last_call(dir.path(), "/echo");
+    assert_eq!(c["decision"], "approved", "{c}");
+    assert_eq!(c["transfer"], "complete", "{c}");
+    assert_eq!(
+        (c["bytes_in"].as_u64(), c["bytes_out"].as_u64()),
+        (Some(up as u64), Some(up as u64)),
+        "{c}"
+    );
+
+    // A chunked download (a read, allowed without asking).
+    let down = 1_234_567;
+    let res = http
+        .get(format!("{resource}/chunks/{down}"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("GET chunks");
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        res.headers().get("content-length").is_none(),
+        "{:?}",
+        res.headers()
+    );
+    assert_eq!(res.bytes().await.expect("download").len(), down);
+    let c = last_call(dir.path(), &format!("/chunks/{down}"));
+    assert_eq!(c["decision"], "allow", "{c}");
+    assert_eq!(c["transfer"], "complete", "{c}");
+    assert_eq!(
+        (c["bytes_in"].as_u64(), c["bytes_out"].as_u64()),
+        (Some(0), Some(down as u64)),
+        "{c}"
+    );
+
+    let (status, output) = server.stop_and_collect();
+    assert!(status.success());
+    assert!(!output.text().contains(&secret));
+    let out = run_cli(dir.path(), &["log", "--json", "--limit", "1000"]);
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !log.contains(&password) && !log.contains("quarterly"),
+        "{log}"
+    );
+    assert_not_in_data_dir(dir.path(), &secret);
     remove_connection(dir.path(), &name);
 }

@@ -185,7 +185,7 @@ impl VaultUpstreams {
         }
     }
 
-    async fn from_vault(&self, connection: &str) -> Result<Upstream, UpstreamError> {
+    async fn read_vault(&self, connection: &str) -> Result<Upstream, UpstreamError> {
         match self.vault.credential(connection).await {
             Ok((row, credential)) => {
                 let upstream = Upstream {
@@ -248,7 +248,7 @@ impl Upstreams for VaultUpstreams {
             };
             match self.cached(connection, &RowVersion::of(&row)) {
                 Some(u) => Ok(u),
-                None => self.from_vault(connection).await,
+                None => self.read_vault(connection).await,
             }
         })
     }

@@ -14,12 +14,20 @@
 //! 3. authorization-code exchange (`POST /token`), each one a write transaction with its
 //!    hash-chained audit event.
 //!
+//! 4. with `--phases gateway` (it needs an unlocked OS keyring, as in the headless session
+//!    `scripts/test.sh` sets up): a minimal upstream API on loopback, a connection to it in the
+//!    vault and an agent token for it, then the same GET straight to the upstream and through
+//!    `/gateway/{connection}/...` (allowed by the default policy), each for --duration after a
+//!    warm-up; the difference is the gateway's added latency.
+//!
 //! It prints a table (or `--json`) with req/s, latency percentiles and the CPU time the server
 //! and the load generator used during each phase. `--issuer URL` measures introspection against a
 //! server that is already running instead.
 
 #[path = "gatehouse-load/client.rs"]
 mod client;
+#[path = "gatehouse-load/gateway.rs"]
+mod gateway;
 #[path = "gatehouse-load/server.rs"]
 mod server;
 #[path = "gatehouse-load/stats.rs"]
@@ -53,6 +61,11 @@ const INTROSPECT_TARGET_P99_US: u32 = 2_000;
 const EXCHANGE_TARGET_RPS: f64 = 5_000.0;
 const EXCHANGE_TARGET_P99_US: u32 = 10_000;
 const APPROVAL_TARGET_P99_US: u32 = 20_000;
+/// The most the gateway may add to a call at p99, in microseconds.
+const GATEWAY_TARGET_ADDED_P99_US: i64 = 1_000;
+/// The phase names of the gateway measurement.
+const GATEWAY_DIRECT: &str = "upstream direct (GET)";
+const GATEWAY_VIA: &str = "gateway (GET)";
 
 const CIBA_GRANT: &str = "urn:openid:params:grant-type:ciba";
 /// The phases of the approval-latency measurement, one row each.
@@ -165,6 +178,9 @@ enum Phase {
     Approvals,
     Introspect,
     Exchange,
+    /// Gateway overhead: GETs straight to a loopback upstream, then through the gateway (needs
+    /// an unlocked OS keyring).
+    Gateway,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -336,6 +352,19 @@ async fn run(args: &Args) -> Result<Report> {
         }
     }
 
+    if args.phases.contains(&Phase::Gateway) {
+        match server.as_mut() {
+            Some(server) => {
+                let bin = gatehouse_bin(args)?;
+                let (rows, note) =
+                    gateway_phase(args, &target, server, &mut setup, &client, &cpu, &bin).await?;
+                phases.extend(rows);
+                notes.push(note);
+            }
+            None => notes.push("gateway skipped: it adds a connection to the data dir of a server this tool starts (run without --issuer)".into()),
+        }
+    }
+
     if let Some(mut s) = server {
         let how = s.stop()?;
         eprintln!("gatehouse-load: server {how}");
@@ -470,15 +499,22 @@ async fn first_consent(
     client: &Client,
 ) -> Result<String> {
     let (verifier, challenge) = pkce();
-    let state = "setup";
+    let uri = authorize_uri(&client.id, &challenge, "setup");
+    consent_token(setup, server, client, &uri, "setup", &verifier).await
+}
+
+/// Follows `/authorize?...` (`uri`), approving its consent through the jsonl approver with
+/// remember=always when one is asked, and exchanges the code. Returns an access token.
+async fn consent_token(
+    setup: &mut SetupClient,
+    server: &mut ServerProcess,
+    client: &Client,
+    uri: &str,
+    state: &str,
+    verifier: &str,
+) -> Result<String> {
     let (parts, body) = setup
-        .call(
-            Method::GET,
-            &authorize_uri(&client.id, &challenge, state),
-            None,
-            None,
-            Bytes::new(),
-        )
+        .call(Method::GET, uri, None, None, Bytes::new())
         .await?;
     let mut loc = location(&parts, &body, "GET /authorize")?;
     if !loc.starts_with(REDIRECT_URI) {
@@ -503,7 +539,7 @@ async fn first_consent(
         }
     }
     let code = code_from_redirect(&loc, state)?;
-    exchange(setup, client, &code, &verifier).await
+    exchange(setup, client, &code, verifier).await
 }
 
 /// `/authorize` answered straight from the remembered consent: (code, verifier).
@@ -948,6 +984,92 @@ async fn introspect_phase(
     ))
 }
 
+// ---- gateway overhead -------------------------------------------------------------------------
+
+/// Starts the upstream, adds the connection `load-api` to it (the key into the OS keyring),
+/// gets the agent a `load-api:read` token for the connection's resource, then measures the same
+/// GET direct and through the gateway.
+async fn gateway_phase(
+    args: &Args,
+    target: &Target,
+    server: &mut ServerProcess,
+    setup: &mut SetupClient,
+    client: &Client,
+    cpu: &Cpu,
+    bin: &std::path::Path,
+) -> Result<(Vec<Summary>, String)> {
+    let mut raw = [0u8; 24];
+    rand::rng().fill_bytes(&mut raw);
+    let key = format!("sk_load_{}", URL_SAFE_NO_PAD.encode(raw));
+    let upstream = gateway::spawn_upstream(Some(key.clone()))?;
+    let name = "load-api";
+    gateway::add_connection(
+        bin,
+        server.data_dir(),
+        name,
+        &format!("http://{upstream}/v1"),
+        &key,
+    )?;
+    let resource = format!("{}/gateway/{name}", target.issuer);
+    let (verifier, challenge) = pkce();
+    let uri = format!(
+        "/authorize?response_type=code&client_id={}&redirect_uri={}&state=gw&code_challenge={}&code_challenge_method=S256&scope={}&resource={}",
+        enc(&client.id),
+        enc(REDIRECT_URI),
+        challenge,
+        enc(&format!("{name}:read")),
+        enc(&resource)
+    );
+    let token = consent_token(setup, server, client, &uri, "gw", &verifier).await?;
+    let warmup = Duration::from_secs_f64(args.warmup.max(0.0));
+    let duration = Duration::from_secs_f64(args.duration.max(0.1));
+    let direct = gateway::GetTarget {
+        name: GATEWAY_DIRECT,
+        addr: upstream,
+        host: HeaderValue::from_str(&upstream.to_string())?,
+        uri: "/v1/items/42?fields=name".parse()?,
+        auth: None,
+        key: Some(HeaderValue::from_str(&key)?),
+    };
+    let via = gateway::GetTarget {
+        name: GATEWAY_VIA,
+        addr: target.addr,
+        host: target.host.clone(),
+        uri: format!("/gateway/{name}/items/42?fields=name").parse()?,
+        auth: Some(HeaderValue::from_str(&format!("Bearer {token}"))?),
+        key: None,
+    };
+    eprintln!(
+        "gatehouse-load: gateway, {} connections, direct then through the gateway, {:.0} s warm-up + {:.0} s each",
+        args.concurrency, args.warmup, args.duration
+    );
+    let d = gateway::timed_gets(&direct, args.concurrency, warmup, duration, cpu).await?;
+    let g = gateway::timed_gets(&via, args.concurrency, warmup, duration, cpu).await?;
+    let note = format!(
+        "gateway: the upstream is a minimal hyper server on its own thread in this process, answering {} bytes of JSON; each gateway call authenticates the token, re-checks the connection row, evaluates the policy, injects the key (from the credential cache) and writes its gateway.call audit event",
+        gateway::UPSTREAM_BODY.len()
+    );
+    Ok((vec![d, g], note))
+}
+
+/// The gateway's added latency (gateway minus direct) at p50 and p99, in microseconds.
+fn gateway_added(report: &Report) -> Option<(i64, i64)> {
+    let d = report.phase(GATEWAY_DIRECT)?;
+    let g = report.phase(GATEWAY_VIA)?;
+    Some((
+        i64::from(g.p50_us) - i64::from(d.p50_us),
+        i64::from(g.p99_us) - i64::from(d.p99_us),
+    ))
+}
+
+fn fmt_signed_us(us: i64) -> String {
+    if us < 0 {
+        format!("-{}", fmt_us(u32::try_from(-us).unwrap_or(u32::MAX)))
+    } else {
+        fmt_us(u32::try_from(us).unwrap_or(u32::MAX))
+    }
+}
+
 // ---- phase 2: mint codes (authorize with remembered consent) --------------------------------
 
 async fn mint_phase(
@@ -1154,6 +1276,26 @@ impl Report {
                 p.errors == 0
                     && p.rate() >= INTROSPECT_TARGET_RPS
                     && p.p99_us <= INTROSPECT_TARGET_P99_US,
+            ));
+        }
+        if let (Some((p50, p99)), Some(d), Some(g)) = (
+            gateway_added(self),
+            self.phase(GATEWAY_DIRECT),
+            self.phase(GATEWAY_VIA),
+        ) {
+            v.push((
+                "gateway added",
+                format!("p99 <= {}", fmt_us(GATEWAY_TARGET_ADDED_P99_US as u32)),
+                format!(
+                    "p50 +{}, p99 +{}; {} req/s",
+                    fmt_signed_us(p50),
+                    fmt_signed_us(p99),
+                    fmt_int(g.rate())
+                ),
+                d.errors == 0
+                    && g.errors == 0
+                    && g.requests > 0
+                    && p99 <= GATEWAY_TARGET_ADDED_P99_US,
             ));
         }
         if let Some(p) = self.phase("token (authorization_code)") {

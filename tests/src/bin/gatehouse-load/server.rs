@@ -112,6 +112,11 @@ impl ServerProcess {
         self.child.id()
     }
 
+    /// The server's (temporary) data dir.
+    pub fn data_dir(&self) -> &Path {
+        self._dir.path()
+    }
+
     /// Waits for the next `approval_requested` event and approves it with remember=always.
     pub async fn approve_next_always(&mut self) -> Result<String> {
         let (_, ev) = self
