@@ -562,3 +562,60 @@ async fn the_main_servers_callback_refuses_an_unknown_state() {
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     server.stop();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_server_refreshes_expiring_tokens_in_the_background() {
+    if !keyring_session() {
+        return;
+    }
+    let secret = format!("cs_{}", random_hex());
+    let provider = FakeProvider::start(Config {
+        client_id: CLIENT_ID.into(),
+        client_secret: Some(secret.clone()),
+        code_expires_in: 90,
+        refresh_expires_in: 3600,
+        fail_refresh: false,
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    Server::start(dir.path(), &[]).stop();
+    let name = format!("bg-{}", random_hex());
+    let urls = provider_urls(&provider);
+    let cli = FlowCli::start(dir.path(), &add_args(&name, &urls), &format!("{secret}\n"));
+    let (status, page) = log_in(&cli.url).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let (ok, stdout, stderr) = cli.finish();
+    assert!(ok, "{stdout}\n{stderr}");
+    let before = connection(dir.path(), &name)["expires_at"]
+        .as_i64()
+        .expect("expires_at");
+    assert_eq!(provider.record(|r| r.refresh_grants), 0);
+
+    // No agent calls anything: the server's background task finds the token inside the margin.
+    let server = Server::start(dir.path(), &[]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while provider.record(|r| r.refresh_grants) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no background refresh within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut after = before;
+    while after == before && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        after = connection(dir.path(), &name)["expires_at"]
+            .as_i64()
+            .unwrap_or(before);
+    }
+    assert!(after > before + 3_000_000, "{before} -> {after}");
+    assert_eq!(provider.record(|r| r.api_bearers.len()), 0);
+    let entry: Value = serde_json::from_str(&keyring_lookup(&name).expect("entry")).expect("json");
+    assert_eq!(
+        entry["access_token"],
+        provider.record(|r| r.access_tokens[1].clone()).as_str()
+    );
+    server.stop();
+    let out = run_cli(dir.path(), &["connections", "rm", &name]);
+    assert!(out.status.success(), "{}", text(&out));
+}

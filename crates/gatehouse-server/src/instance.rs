@@ -155,13 +155,24 @@ impl Instance {
         let mut config = AuthorityConfig::new(issuer.clone());
         config.approval_ttl = options.approval_timeout;
         let authority = Arc::new(Authority::new(store.clone(), clock, config));
-        let maintain = tokio::spawn(authority.clone().maintain());
-
-        before_serving(&authority);
-
         // The gateway reads each connection's secret from the OS keyring per call; a missing or
         // locked keyring seals the vault (503 at the gateway), with no fallback.
         let vault = Vault::with_os_keyring(store.clone());
+        // OAuth connections are refreshed before they expire in the background too (the gateway
+        // also refreshes on demand); the same vault, so both share its per-connection refresh
+        // lock. Stopped with the maintenance task.
+        let maintain = tokio::spawn({
+            let (authority, vault) = (authority.clone(), vault.clone());
+            async move {
+                tokio::join!(
+                    authority.maintain(),
+                    vault.refresh_loop(gatehouse_core::vault::oauth::REFRESH_EVERY)
+                );
+            }
+        });
+
+        before_serving(&authority);
+
         let upstreams = Arc::new(VaultUpstreams::new(vault.clone()));
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let server = tokio::spawn(crate::serve(
