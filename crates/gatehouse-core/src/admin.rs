@@ -1,10 +1,14 @@
 //! Operations the person runs outside the protocol (CLI today, the desktop app later): list
 //! agents with what they hold, revoke an agent, read and verify the audit log.
 
-use serde::Serialize;
+use std::io::Write;
+
+use serde::{Deserialize, Serialize};
 
 use crate::approvals::ApprovalView;
-use crate::audit::{self, Event, EventFilter, EventKind, NewEvent, Outcome, Verification};
+use crate::audit::{
+    self, Event, EventFilter, EventKind, EventQuery, NewEvent, Outcome, Verification,
+};
 use crate::clock::Millis;
 use crate::policy::{self, Lifetime, RuleSpec};
 use crate::store::agents::{self, Agent};
@@ -12,7 +16,7 @@ use crate::store::approvals::{self as approval_rows, ApprovalStatus, Decided};
 use crate::store::grants::{self, Grant};
 use crate::store::rules::{self, RuleRow};
 use crate::store::tokens::{self, Token};
-use crate::store::{Store, StoreError, consents};
+use crate::store::{Store, StoreError, WriteTx, consents};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
@@ -26,6 +30,12 @@ pub enum AdminError {
     InvalidRule(String),
     #[error("{0:?} is not a domain name (e.g. example.com)")]
     InvalidDomain(String),
+    #[error("there is no grant {0}; `gatehouse agents` lists each agent's grants")]
+    UnknownGrant(i64),
+    #[error("the grant {0} was already revoked")]
+    GrantAlreadyRevoked(i64),
+    #[error("cannot write the export: {0}")]
+    Export(#[source] std::io::Error),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -111,6 +121,174 @@ pub async fn revoke_agent(
         .await
 }
 
+/// Denies pending approvals (of one agent, or all) in the caller's transaction, each audited as
+/// `consent.denied` / `action.denied` with its id and `channel`, so every approver (in this
+/// process or another) learns of it. Returns how many.
+fn deny_pending(
+    tx: &mut WriteTx<'_>,
+    client_id: Option<&str>,
+    channel: &'static str,
+) -> Result<usize, AdminError> {
+    let now = tx.now();
+    let mut denied = 0;
+    let rows = approval_rows::pending(tx.conn())?;
+    for row in rows
+        .into_iter()
+        .filter(|r| client_id.is_none_or(|c| r.client_id == c))
+    {
+        let d = Decided {
+            status: ApprovalStatus::Denied,
+            channel,
+            granted_scopes: None,
+            remember: None,
+        };
+        if !approval_rows::decide(tx.conn(), &row.id, &d, now)? {
+            continue;
+        }
+        let kind = if row.kind == "action" {
+            EventKind::ActionDenied
+        } else {
+            EventKind::ConsentDenied
+        };
+        tx.append(NewEvent::new(
+            kind,
+            Outcome::Denied,
+            Some(&row.client_id),
+            serde_json::json!({
+                "approval_id": row.id,
+                "channel": channel,
+                "decision_ms": now - row.created_at,
+            }),
+        ))?;
+        denied += 1;
+    }
+    Ok(denied)
+}
+
+/// Suspends an agent (no new codes, tokens or approvals; its tokens inactive; its pending
+/// approvals denied) or resumes it, audited as `agent.suspended` / `agent.resumed`. Its grants and
+/// tokens are kept, so resuming restores them. Asking for the state it already is in changes
+/// nothing and writes nothing. Returns the agent as it now is.
+pub async fn suspend_agent(
+    store: &Store,
+    client_id: &str,
+    suspended: bool,
+    by: &str,
+) -> Result<Agent, AdminError> {
+    let (id, by) = (client_id.to_owned(), by.to_owned());
+    store
+        .write(move |tx| -> Result<Agent, AdminError> {
+            let Some(agent) = agents::get(tx.conn(), &id)? else {
+                return Err(AdminError::UnknownAgent(id));
+            };
+            if agent.revoked_at.is_some() {
+                return Err(AdminError::AlreadyRevoked(id));
+            }
+            if agent.is_suspended() == suspended {
+                return Ok(agent);
+            }
+            let at = suspended.then_some(tx.now());
+            agents::set_suspended(tx.conn(), &id, at)?;
+            let pending_approvals_denied = if suspended {
+                deny_pending(tx, Some(&id), "suspension")?
+            } else {
+                0
+            };
+            let kind = if suspended {
+                EventKind::AgentSuspended
+            } else {
+                EventKind::AgentResumed
+            };
+            tx.append(NewEvent::new(
+                kind,
+                Outcome::Ok,
+                Some(&id),
+                serde_json::json!({
+                    "by": by,
+                    "client_name": agent.client_name,
+                    "pending_approvals_denied": pending_approvals_denied,
+                }),
+            ))?;
+            Ok(Agent {
+                suspended_at: at,
+                ..agent
+            })
+        })
+        .await
+}
+
+/// Revokes one grant and every token descended from it, audited as `grant.revoked`. Returns how
+/// many tokens died. The agent and its other grants stay.
+pub async fn revoke_grant(store: &Store, grant_id: i64, by: &str) -> Result<usize, AdminError> {
+    let by = by.to_owned();
+    store
+        .write(move |tx| -> Result<usize, AdminError> {
+            let Some(grant) = grants::get(tx.conn(), grant_id)? else {
+                return Err(AdminError::UnknownGrant(grant_id));
+            };
+            if grant.revoked_at.is_some() {
+                return Err(AdminError::GrantAlreadyRevoked(grant_id));
+            }
+            let tokens = grants::revoke_family(tx.conn(), grant_id, "grant revoked", tx.now())?;
+            tx.append(NewEvent::new(
+                EventKind::GrantRevoked,
+                Outcome::Ok,
+                Some(&grant.client_id),
+                serde_json::json!({
+                    "grant_id": grant_id,
+                    "scopes": grant.scopes,
+                    "resources": grant.resources,
+                    "tokens_revoked": tokens,
+                    "by": by,
+                }),
+            ))?;
+            Ok(tokens)
+        })
+        .await
+}
+
+/// What the kill switch stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct KillSummary {
+    /// Registered agents, now paused (they stay registered).
+    pub agents: usize,
+    pub grants: usize,
+    /// Live tokens revoked.
+    pub tokens: usize,
+    pub pending_denied: usize,
+}
+
+/// The kill switch: in one transaction, pauses every agent (the pause switch), revokes every
+/// grant and live token, and denies every pending approval; audited as `agents.paused` (when it
+/// was not paused yet), one denial per approval, and `kill_switch.pulled` with the summary.
+/// Agents stay registered; resuming lets them ask again, from nothing.
+pub async fn kill_switch(store: &Store, by: &str) -> Result<KillSummary, AdminError> {
+    let by = by.to_owned();
+    store
+        .write(move |tx| -> Result<KillSummary, AdminError> {
+            policy::set_paused(tx, true, &by)?;
+            let agents = agents::count_registered(tx.conn())?;
+            let (grants, tokens) = grants::revoke_everything(tx.conn(), "kill switch", tx.now())?;
+            let pending_denied = deny_pending(tx, None, "kill_switch")?;
+            let summary = KillSummary {
+                agents,
+                grants,
+                tokens,
+                pending_denied,
+            };
+            tx.append(NewEvent::new(
+                EventKind::KillSwitchPulled,
+                Outcome::Ok,
+                None,
+                serde_json::json!({ "by": by, "summary": summary }),
+            ))?;
+            Ok(summary)
+        })
+        .await
+}
+
 /// An approval as `gatehouse approvals` lists it: what was asked, and what became of it.
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
@@ -177,6 +355,113 @@ pub async fn events_page(
     store
         .read(move |c| audit::page(c, &filter, limit).map_err(StoreError::from))
         .await
+}
+
+/// A page of the Activity view (see [`audit::query`]): newest first, keyset by id.
+pub async fn events_query(store: &Store, query: EventQuery) -> Result<Vec<Event>, StoreError> {
+    store
+        .read(move |c| audit::query(c, &query).map_err(StoreError::from))
+        .await
+}
+
+/// How [`export_events`] writes events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "lowercase")]
+pub enum ExportFormat {
+    /// One event per line, as the IPC and `gatehouse log --json` carry it.
+    Jsonl,
+    /// RFC 4180: a header row, CRLF line ends, fields quoted when needed; the detail as JSON text.
+    Csv,
+}
+
+/// The events a page of the export reads at a time.
+const EXPORT_PAGE: usize = 1000;
+
+/// Writes every event matching `query` (its `limit` ignored; `before_id` is where it starts) to
+/// `out`, newest first, reading a page at a time so memory stays flat however large the log.
+/// Returns how many events were written. Runs on the blocking pool.
+pub async fn export_events(
+    store: &Store,
+    query: EventQuery,
+    format: ExportFormat,
+    out: impl Write + Send + 'static,
+) -> Result<u64, AdminError> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || export_blocking(&store, query, format, out))
+        .await
+        .map_err(|_| AdminError::Store(StoreError::Closed))?
+}
+
+fn export_blocking(
+    store: &Store,
+    mut query: EventQuery,
+    format: ExportFormat,
+    out: impl Write,
+) -> Result<u64, AdminError> {
+    let mut out = std::io::BufWriter::new(out);
+    let io = AdminError::Export;
+    if format == ExportFormat::Csv {
+        out.write_all(b"id,ts,kind,outcome,client_id,detail,hash\r\n")
+            .map_err(io)?;
+    }
+    query.limit = EXPORT_PAGE;
+    let mut written = 0u64;
+    loop {
+        let q = query.clone();
+        let page = store.read_blocking(move |c| audit::query(c, &q).map_err(StoreError::from))?;
+        for ev in &page {
+            match format {
+                ExportFormat::Jsonl => {
+                    serde_json::to_writer(&mut out, ev)
+                        .map_err(|e| AdminError::Export(e.into()))?;
+                    out.write_all(b"\n").map_err(io)?;
+                }
+                ExportFormat::Csv => write_csv_row(&mut out, ev).map_err(io)?,
+            }
+            written += 1;
+        }
+        match page.last() {
+            Some(last) if page.len() == EXPORT_PAGE => query.before_id = Some(last.id),
+            _ => break,
+        }
+    }
+    out.flush().map_err(io)?;
+    Ok(written)
+}
+
+fn write_csv_row(out: &mut impl Write, ev: &Event) -> std::io::Result<()> {
+    let fields = [
+        ev.id.to_string(),
+        ev.ts.to_string(),
+        ev.kind.clone(),
+        ev.outcome.clone(),
+        ev.client_id.clone().unwrap_or_default(),
+        ev.detail.to_string(),
+        hex::encode(ev.hash),
+    ];
+    for (i, f) in fields.iter().enumerate() {
+        if i > 0 {
+            out.write_all(b",")?;
+        }
+        out.write_all(csv_field(f).as_bytes())?;
+    }
+    out.write_all(b"\r\n")
+}
+
+/// One RFC 4180 field: quoted (quotes doubled) when it holds a comma, quote, CR or LF. A field a
+/// spreadsheet would run as a formula (`=`, `+`, `-`, `@` first) gets a leading `'` inside quotes.
+pub(crate) fn csv_field(f: &str) -> std::borrow::Cow<'_, str> {
+    let formula = f.starts_with(['=', '+', '-', '@']);
+    if !formula && !f.contains([',', '"', '\r', '\n']) {
+        return f.into();
+    }
+    let body = f.replace('"', "\"\"");
+    if formula {
+        format!("\"'{body}\"").into()
+    } else {
+        format!("\"{body}\"").into()
+    }
 }
 
 /// Checks the whole hash chain.

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -216,7 +217,9 @@ pub enum ApprovalNotice {
 pub struct Broker {
     store: Store,
     clock: Arc<dyn Clock>,
-    ttl: Duration,
+    /// How long a new approval waits, in milliseconds. Shared by every clone, so a changed
+    /// setting applies to the next approval filed through any of them.
+    ttl_ms: Arc<AtomicU64>,
     session_id: Arc<str>,
     notices: broadcast::Sender<ApprovalNotice>,
     /// One waiter per request someone waits on: it learns the final status once decided.
@@ -233,7 +236,7 @@ impl Broker {
         Self {
             store,
             clock,
-            ttl,
+            ttl_ms: Arc::new(AtomicU64::new(ttl.as_millis() as u64)),
             session_id,
             notices,
             waiters: Arc::default(),
@@ -288,7 +291,7 @@ impl Broker {
         req: &ActionRequest,
         ttl: Duration,
     ) -> Result<ApprovalRow, StoreError> {
-        let row = insert_pending(tx, id, "action", &req.client_id, req, ttl.min(self.ttl))?;
+        let row = insert_pending(tx, id, "action", &req.client_id, req, ttl.min(self.ttl()))?;
         tx.append(NewEvent::new(
             EventKind::ActionRequested,
             Outcome::Ok,
@@ -336,7 +339,12 @@ impl Broker {
     }
 
     pub fn ttl(&self) -> Duration {
-        self.ttl
+        Duration::from_millis(self.ttl_ms.load(Ordering::Relaxed))
+    }
+
+    /// Changes how long approvals filed from now on wait (those pending keep their expiry).
+    pub fn set_ttl(&self, ttl: Duration) {
+        self.ttl_ms.store(ttl.as_millis() as u64, Ordering::Relaxed);
     }
 
     /// Files a consent approval inside the caller's transaction. Call [`Broker::announce`] after
@@ -347,7 +355,7 @@ impl Broker {
         id: &str,
         req: &ConsentRequest,
     ) -> Result<ApprovalRow, StoreError> {
-        let row = insert_pending(tx, id, "consent", &req.client_id, req, self.ttl)?;
+        let row = insert_pending(tx, id, "consent", &req.client_id, req, self.ttl())?;
         tx.append(NewEvent::new(
             EventKind::ConsentRequested,
             Outcome::Ok,

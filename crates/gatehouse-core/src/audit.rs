@@ -6,12 +6,13 @@
 //! does not depend on how SQLite or serde happen to format anything.
 
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::clock::Millis;
 
-/// What happened. The string forms are stable: the UI and the CLI filter on them.
+/// What happened. The string forms are stable: the UI and the CLI filter on them. A new kind goes
+/// into [`EventKind::ALL`] too (the Activity view's kind filter lists it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
@@ -43,12 +44,55 @@ pub enum EventKind {
     GatewayCall,
     ConnectionAdded,
     ConnectionRemoved,
+    AgentSuspended,
+    AgentResumed,
+    GrantRevoked,
+    KillSwitchPulled,
     ConnectionRefreshed,
     ConnectionExpired,
     ConnectionReconnected,
 }
 
 impl EventKind {
+    /// Every kind.
+    pub const ALL: &'static [EventKind] = &[
+        EventKind::AgentRegistered,
+        EventKind::AgentRevoked,
+        EventKind::SettingsChanged,
+        EventKind::ConsentRequested,
+        EventKind::ConsentApproved,
+        EventKind::ConsentDenied,
+        EventKind::ConsentExpired,
+        EventKind::ConsentRemembered,
+        EventKind::CodeIssued,
+        EventKind::TokenIssued,
+        EventKind::TokenRefreshed,
+        EventKind::TokenRevoked,
+        EventKind::CodeReplayed,
+        EventKind::RefreshReuseDetected,
+        EventKind::RequestRejected,
+        EventKind::ActionRequested,
+        EventKind::ActionApproved,
+        EventKind::ActionDenied,
+        EventKind::ActionExpired,
+        EventKind::TokenUsed,
+        EventKind::RuleCreated,
+        EventKind::RuleDeleted,
+        EventKind::RuleHit,
+        EventKind::AgentsPaused,
+        EventKind::AgentsResumed,
+        EventKind::GatewayCall,
+        EventKind::ConnectionAdded,
+        EventKind::ConnectionRemoved,
+        EventKind::ConnectionRefreshed,
+        EventKind::ConnectionExpired,
+        EventKind::ConnectionReconnected,
+        EventKind::AgentSuspended,
+        EventKind::AgentResumed,
+        EventKind::GrantRevoked,
+        EventKind::KillSwitchPulled,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             EventKind::AgentRegistered => "agent.registered",
@@ -79,6 +123,10 @@ impl EventKind {
             EventKind::GatewayCall => "gateway.call",
             EventKind::ConnectionAdded => "connection.added",
             EventKind::ConnectionRemoved => "connection.removed",
+            EventKind::AgentSuspended => "agent.suspended",
+            EventKind::AgentResumed => "agent.resumed",
+            EventKind::GrantRevoked => "grant.revoked",
+            EventKind::KillSwitchPulled => "kill_switch.pulled",
             EventKind::ConnectionRefreshed => "connection.refreshed",
             EventKind::ConnectionExpired => "connection.expired",
             EventKind::ConnectionReconnected => "connection.reconnected",
@@ -298,6 +346,209 @@ pub fn page(conn: &Connection, filter: &EventFilter, limit: usize) -> rusqlite::
             let mut stmt = conn.prepare_cached(&sql)?;
             let rows = stmt.query_map(params![before, limit], event_from_row)?;
             rows.collect()
+        }
+    }
+}
+
+/// Every event kind's name, for the Activity view's kind filter.
+pub fn event_kinds() -> Vec<&'static str> {
+    EventKind::ALL.iter().map(|k| k.as_str()).collect()
+}
+
+/// A page of the Activity view: every filter optional, newest first, keyset by id.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct EventQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// Any of these kinds (empty: every kind).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kinds: Vec<String>,
+    /// `ok`, `denied` or `rejected`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    /// At or after this time (ms since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(type = "number | null"))]
+    pub since: Option<Millis>,
+    /// At or before this time (ms since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(type = "number | null"))]
+    pub until: Option<Millis>,
+    /// Words to find in the kind, client id or detail; the last may be a prefix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Keyset cursor: only events older than this id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(type = "number | null"))]
+    pub before_id: Option<i64>,
+    /// Page size, at most [`MAX_PAGE`] (0 means [`DEFAULT_PAGE`]).
+    #[serde(default)]
+    pub limit: usize,
+}
+
+/// The largest page [`query`] returns.
+pub const MAX_PAGE: usize = 1000;
+/// The page size when a query gives none.
+pub const DEFAULT_PAGE: usize = 50;
+
+/// The FTS5 query for what a person typed: every word (letters, digits, `_`) must appear, each as
+/// a prefix of a token, in any order. Quoted, so nothing typed is FTS syntax. `None` when there is
+/// no word to look for.
+pub fn fts_query(text: &str) -> Option<String> {
+    let words: Vec<String> = text
+        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .filter(|w| !w.is_empty())
+        .take(16)
+        .map(|w| format!("\"{w}\"*"))
+        .collect();
+    (!words.is_empty()).then(|| words.join(" "))
+}
+
+/// The newest events matching `q`, newest first.
+///
+/// Each filter picks its index: text search walks the FTS index in descending rowid order (and
+/// stops after a page); one kind walks `(kind, id)`; several kinds walk each kind's index and
+/// merge; an agent walks `(client_id, id)`; otherwise the primary key. Time bounds and outcome
+/// are checked on the rows walked.
+pub fn query(conn: &Connection, q: &EventQuery) -> rusqlite::Result<Vec<Event>> {
+    let limit = match q.limit {
+        0 => DEFAULT_PAGE,
+        n => n.min(MAX_PAGE),
+    };
+    let text = q.text.as_deref().and_then(fts_query);
+    let mut kinds: Vec<&str> = q.kinds.iter().map(String::as_str).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    if text.is_none() && kinds.len() > 1 {
+        let mut merged: Vec<Event> = Vec::new();
+        for kind in kinds {
+            merged.extend(query_one(conn, q, None, Some(kind), limit)?);
+        }
+        merged.sort_unstable_by_key(|e| std::cmp::Reverse(e.id));
+        merged.truncate(limit);
+        return Ok(merged);
+    }
+    let kind = match kinds.as_slice() {
+        [one] => Some(*one),
+        _ => None,
+    };
+    match (text, kinds.len()) {
+        (Some(t), n) if n > 1 => query_many_kinds_text(conn, q, &t, &kinds, limit),
+        (t, _) => query_one(conn, q, t.as_deref(), kind, limit),
+    }
+}
+
+/// The shared WHERE clauses (besides text and kind) and their parameters, numbered from `first`.
+fn common_filters(
+    q: &EventQuery,
+    col: &str,
+    clauses: &mut Vec<String>,
+    params: &mut Vec<rusqlite::types::Value>,
+) {
+    use rusqlite::types::Value;
+    let mut add = |clause: String, v: Value| {
+        params.push(v);
+        clauses.push(clause.replace('?', &format!("?{}", params.len())));
+    };
+    add(
+        format!("{col}id < ?"),
+        Value::Integer(q.before_id.unwrap_or(i64::MAX)),
+    );
+    if let Some(c) = &q.client_id {
+        add(format!("{col}client_id = ?"), Value::Text(c.clone()));
+    }
+    if let Some(o) = &q.outcome {
+        add(format!("{col}outcome = ?"), Value::Text(o.clone()));
+    }
+    if let Some(t) = q.since {
+        add(format!("{col}ts >= ?"), Value::Integer(t));
+    }
+    if let Some(t) = q.until {
+        add(format!("{col}ts <= ?"), Value::Integer(t));
+    }
+}
+
+fn query_one(
+    conn: &Connection,
+    q: &EventQuery,
+    text: Option<&str>,
+    kind: Option<&str>,
+    limit: usize,
+) -> rusqlite::Result<Vec<Event>> {
+    use rusqlite::types::Value;
+    let mut clauses = Vec::new();
+    let mut params: Vec<Value> = Vec::new();
+    let sql = match text {
+        Some(t) => {
+            params.push(Value::Text(t.to_owned()));
+            clauses.push("events_fts MATCH ?1".to_owned());
+            // The FTS side carries the keyset bound too, so the index scan starts below it.
+            params.push(Value::Integer(q.before_id.unwrap_or(i64::MAX)));
+            clauses.push(format!("events_fts.rowid < ?{}", params.len()));
+            common_filters(q, "e.", &mut clauses, &mut params);
+            if let Some(k) = kind {
+                params.push(Value::Text(k.to_owned()));
+                clauses.push(format!("e.kind = ?{}", params.len()));
+            }
+            params.push(Value::Integer(limit as i64));
+            format!(
+                "SELECT e.id, e.ts, e.kind, e.outcome, e.client_id, e.detail, e.hash \
+                 FROM events_fts JOIN events e ON e.id = events_fts.rowid \
+                 WHERE {} ORDER BY events_fts.rowid DESC LIMIT ?{}",
+                clauses.join(" AND "),
+                params.len()
+            )
+        }
+        None => {
+            common_filters(q, "", &mut clauses, &mut params);
+            let index = match kind {
+                Some(k) => {
+                    params.push(Value::Text(k.to_owned()));
+                    clauses.push(format!("kind = ?{}", params.len()));
+                    "INDEXED BY events_by_kind"
+                }
+                None if q.client_id.is_some() => "INDEXED BY events_by_client",
+                None => "",
+            };
+            params.push(Value::Integer(limit as i64));
+            format!(
+                "SELECT {EVENT_COLUMNS} FROM events {index} WHERE {} ORDER BY id DESC LIMIT ?{}",
+                clauses.join(" AND "),
+                params.len()
+            )
+        }
+    };
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(params), event_from_row)?;
+    rows.collect()
+}
+
+/// Text search restricted to several kinds: the FTS walk with the kinds checked on each row.
+fn query_many_kinds_text(
+    conn: &Connection,
+    q: &EventQuery,
+    text: &str,
+    kinds: &[&str],
+    limit: usize,
+) -> rusqlite::Result<Vec<Event>> {
+    let mut out = Vec::with_capacity(limit);
+    let mut cursor = q.clone();
+    cursor.kinds.clear();
+    // Pages of the text search without the kind filter, keeping the wanted kinds, until full.
+    loop {
+        let page = query_one(conn, &cursor, Some(text), None, MAX_PAGE)?;
+        let n = page.len();
+        let last = page.last().map(|e| e.id);
+        out.extend(
+            page.into_iter()
+                .filter(|e| kinds.contains(&e.kind.as_str()))
+                .take(limit - out.len()),
+        );
+        match last {
+            Some(id) if out.len() < limit && n == MAX_PAGE => cursor.before_id = Some(id),
+            _ => return Ok(out),
         }
     }
 }

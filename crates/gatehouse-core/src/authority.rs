@@ -25,6 +25,10 @@ use crate::store::grants::{self, NewCode};
 use crate::store::tokens::{self, NewToken, TokenKind};
 use crate::store::{Store, StoreError, WriteTx, consents};
 
+/// Why a suspended agent is refused (`access_denied`): the person did it, and can undo it.
+pub const SUSPENDED_MESSAGE: &str = "the person suspended this agent in Gatehouse: it gets no new \
+     codes, tokens or approvals, and its tokens are inactive, until they resume it";
+
 /// Lifetimes and the issuer.
 #[derive(Debug, Clone)]
 pub struct AuthorityConfig {
@@ -255,6 +259,10 @@ impl Authority {
     pub fn broker(&self) -> &Broker {
         &self.broker
     }
+    /// Changes how long approvals filed from now on wait for the person, without a restart.
+    pub fn set_approval_ttl(&self, ttl: Duration) {
+        self.broker.set_ttl(ttl);
+    }
     pub fn config(&self) -> &AuthorityConfig {
         &self.config
     }
@@ -461,6 +469,12 @@ impl Authority {
         // From here on, errors go back to the client (RFC 6749 §4.1.2.1).
         if paused {
             let err = OAuthError::new(ErrorCode::AccessDenied, policy::PAUSED_MESSAGE);
+            self.record_rejection_for("authorize", Some(&client_id), err.code, &err.description)
+                .await;
+            return AuthorizeOutcome::Redirect(self.redirect_error(&redirect_uri, &err, state));
+        }
+        if agent.is_suspended() {
+            let err = OAuthError::new(ErrorCode::AccessDenied, SUSPENDED_MESSAGE);
             self.record_rejection_for("authorize", Some(&client_id), err.code, &err.description)
                 .await;
             return AuthorizeOutcome::Redirect(self.redirect_error(&redirect_uri, &err, state));
@@ -881,9 +895,14 @@ impl Authority {
             ));
         }
         let (agent, paused) = self.authenticate_reading_pause("token", &creds).await?;
-        if paused {
-            // Paused: no grant of any type issues a token, not even a refresh.
-            let err = OAuthError::new(ErrorCode::AccessDenied, policy::PAUSED_MESSAGE);
+        if paused || agent.is_suspended() {
+            // Paused or suspended: no grant of any type issues a token, not even a refresh.
+            let message = if paused {
+                policy::PAUSED_MESSAGE
+            } else {
+                SUSPENDED_MESSAGE
+            };
+            let err = OAuthError::new(ErrorCode::AccessDenied, message);
             let (e2, id) = (err.clone(), agent.client_id.clone());
             self.store
                 .write(move |tx| reject(tx, "token", Some(&id), e2).map(|_| ()))
@@ -1194,6 +1213,11 @@ impl Authority {
         let Some(t) = found.1 else {
             return Ok(Introspection::inactive());
         };
+        // A suspended agent's tokens are inactive until the person resumes it (the caller is the
+        // token's owner, checked next).
+        if agent.is_suspended() {
+            return Ok(Introspection::inactive());
+        }
         if t.client_id != agent.client_id || !t.is_live(now) {
             return Ok(Introspection::inactive());
         }
@@ -1235,32 +1259,36 @@ impl Authority {
         }
         let hash = TokenHash::of(token);
         let now = self.clock.now();
-        let found =
-            self.store
-                .read(
-                    move |c| -> Result<(bool, Option<tokens::Token>, bool), StoreError> {
-                        let paused = policy::is_paused(c)?;
-                        let t = tokens::get(c, &hash)?;
-                        let agent_ok = match &t {
-                            Some(t) => agents::get(c, &t.client_id)?
-                                .is_some_and(|a| a.revoked_at.is_none()),
-                            None => false,
-                        };
-                        Ok((paused, t, agent_ok))
-                    },
-                )
-                .await
-                .map_err(|e| {
-                    tracing::warn!(error = %e, "could not read a token for a resource call");
-                    Refusal::InvalidToken("the token could not be checked".into())
-                })?;
-        let (paused, t, agent_ok) = found;
-        let Some(t) = t.filter(|t| agent_ok && t.kind == TokenKind::Access && t.is_live(now))
-        else {
+        let found = self
+            .store
+            .read(
+                move |c| -> Result<(bool, Option<tokens::Token>, Option<Agent>), StoreError> {
+                    let paused = policy::is_paused(c)?;
+                    let t = tokens::get(c, &hash)?;
+                    let agent = match &t {
+                        Some(t) => agents::get(c, &t.client_id)?,
+                        None => None,
+                    };
+                    Ok((paused, t, agent))
+                },
+            )
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "could not read a token for a resource call");
+                Refusal::InvalidToken("the token could not be checked".into())
+            })?;
+        let (paused, t, agent) = found;
+        let Some(agent) = agent.filter(|a| a.revoked_at.is_none()) else {
+            return Err(invalid());
+        };
+        let Some(t) = t.filter(|t| t.kind == TokenKind::Access && t.is_live(now)) else {
             return Err(invalid());
         };
         if paused {
             return Err(Refusal::Denied(policy::PAUSED_MESSAGE.into()));
+        }
+        if agent.is_suspended() {
+            return Err(Refusal::Denied(SUSPENDED_MESSAGE.into()));
         }
         if t.uses_left.is_some() && !self.spend_use(&t).await.map_err(|_| invalid())? {
             return Err(invalid());

@@ -167,6 +167,12 @@ impl Authority {
                 "the parameter {name} appears more than once"
             )));
         }
+        if agent.is_suspended() {
+            return Err(OAuthError::new(
+                ErrorCode::AccessDenied,
+                crate::authority::SUSPENDED_MESSAGE,
+            ));
+        }
         if !agent.allows_grant(grant) {
             return Err(OAuthError::new(
                 ErrorCode::UnauthorizedClient,

@@ -12,6 +12,7 @@ pub mod gateway;
 pub mod oauth;
 pub mod policy;
 pub mod secret;
+pub mod settings;
 pub mod store;
 pub mod vault;
 
@@ -61,8 +62,14 @@ mod ts_bindings {
         }
         let overview = admin::ApprovalOverview::decl();
         assert!(overview.contains("decided_at: number | null"), "{overview}");
-        assert!(overview.contains("expires_at: number"), "flattened view: {overview}");
+        assert!(
+            overview.contains("expires_at: number"),
+            "flattened view: {overview}"
+        );
         let agents = admin::AgentOverview::decl();
-        assert!(agents.contains("client_id: string"), "flattened agent: {agents}");
+        assert!(
+            agents.contains("client_id: string"),
+            "flattened agent: {agents}"
+        );
     }
 }

@@ -109,6 +109,13 @@ pub fn get(conn: &Connection, client_id: &str) -> rusqlite::Result<Option<Agent>
     .optional()
 }
 
+/// How many agents are registered and not revoked.
+pub fn count_registered(conn: &Connection) -> rusqlite::Result<usize> {
+    conn.prepare_cached("SELECT COUNT(*) FROM agents WHERE revoked_at IS NULL")?
+        .query_row([], |r| r.get::<_, i64>(0))
+        .map(|n| n as usize)
+}
+
 pub fn list(conn: &Connection) -> rusqlite::Result<Vec<Agent>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM agents ORDER BY created_at, client_id"
@@ -148,4 +155,3 @@ pub fn set_suspended(
         .execute(params![client_id, suspended_at])?;
     Ok(n == 1)
 }
-

@@ -133,6 +133,27 @@ pub fn revoke_all_for_client(
     Ok((g, t))
 }
 
+/// Revokes every grant and every live token (not revoked, rotated or expired) of every agent.
+/// Returns (grants, tokens) revoked.
+pub fn revoke_everything(
+    conn: &Connection,
+    reason: &str,
+    now: Millis,
+) -> rusqlite::Result<(usize, usize)> {
+    let g = conn
+        .prepare_cached(
+            "UPDATE grants SET revoked_at = ?1, revoked_reason = ?2 WHERE revoked_at IS NULL",
+        )?
+        .execute(params![now, reason])?;
+    let t = conn
+        .prepare_cached(
+            "UPDATE tokens SET revoked_at = ?1 \
+             WHERE revoked_at IS NULL AND rotated_at IS NULL AND expires_at > ?1",
+        )?
+        .execute(params![now])?;
+    Ok((g, t))
+}
+
 /// A stored authorization code.
 #[derive(Debug, Clone)]
 pub struct AuthCode {
