@@ -1183,6 +1183,173 @@ mod tests {
         assert!(!err.to_string().contains("plain-api-key"));
     }
 
+    fn vault() -> (tempfile::TempDir, Vault, Arc<super::super::MemoryStore>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = crate::store::Store::open(
+            dir.path(),
+            crate::store::StoreOptions::default(),
+            Arc::new(crate::clock::SystemClock),
+        )
+        .expect("store");
+        let mem = Arc::new(super::super::MemoryStore::new());
+        (dir, Vault::new(store, mem.clone()), mem)
+    }
+
+    /// A custom provider whose token endpoint does not answer (port 1 on loopback).
+    fn request(name: &str) -> ConnectRequest {
+        ConnectRequest {
+            name: name.into(),
+            label: "work".into(),
+            app: OAuthApp {
+                provider: CUSTOM_PROVIDER.into(),
+                authorization_url: "https://idp.example/authorize".into(),
+                token_url: "http://127.0.0.1:1/token".into(),
+                revocation_url: None,
+                client_id: "cid".into(),
+                scopes: vec!["a".into(), "b".into()],
+                api_base_url: "https://api.example".into(),
+            },
+            client_secret: Some(Secret::from_presented("client-secret")),
+        }
+    }
+
+    const REDIRECT: &str = "http://127.0.0.1:5555/connect/callback";
+
+    fn param(url: &str, name: &str) -> String {
+        url::Url::parse(url)
+            .expect("url")
+            .query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    }
+
+    fn callback(state: &str) -> CallbackParams {
+        CallbackParams {
+            state: Some(state.into()),
+            code: Some("code".into()),
+            ..CallbackParams::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn the_authorization_url_carries_pkce_state_and_scopes() {
+        let (_dir, v, _mem) = vault();
+        let flows = ConnectFlows::new();
+        let started = flows
+            .start(&v, request("gh"), REDIRECT)
+            .await
+            .expect("start");
+        let url = &started.authorization_url;
+        assert!(url.starts_with("https://idp.example/authorize?"), "{url}");
+        assert_eq!(param(url, "response_type"), "code");
+        assert_eq!(param(url, "code_challenge_method"), "S256");
+        assert_eq!(param(url, "code_challenge").len(), 43);
+        assert_eq!(param(url, "redirect_uri"), REDIRECT);
+        assert_eq!(param(url, "scope"), "a b");
+        assert!(param(url, "state").len() >= 40);
+        assert!(!url.contains("client-secret"));
+        assert_eq!(flows.pending(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_wrong_state_changes_nothing_and_a_state_works_once() {
+        let (_dir, v, mem) = vault();
+        let flows = ConnectFlows::new();
+        let started = flows
+            .start(&v, request("gh"), REDIRECT)
+            .await
+            .expect("start");
+        let state = param(&started.authorization_url, "state");
+        for bad in ["", "nope", &format!("{state}x"), &state[1..]] {
+            assert_eq!(
+                flows.complete(&callback(bad)).await,
+                Err(ConnectError::UnknownState),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            flows.pending(),
+            1,
+            "a wrong state does not consume the flow"
+        );
+        // The right state consumes the flow, whatever the exchange gives (here: no provider).
+        let first = flows.complete(&callback(&state)).await;
+        assert!(matches!(first, Err(ConnectError::Provider(_))), "{first:?}");
+        assert_eq!(started.completion.wait().await, first);
+        assert_eq!(
+            flows.complete(&callback(&state)).await,
+            Err(ConnectError::UnknownState),
+            "a replayed state is refused"
+        );
+        assert_eq!(flows.pending(), 0);
+        assert!(v.list().await.expect("list").is_empty());
+        assert!(!mem.contains("connection:gh"));
+    }
+
+    #[tokio::test]
+    async fn expired_denied_sealed_and_taken_names() {
+        let (_dir, v, mem) = vault();
+        let flows = ConnectFlows::with_ttl(Duration::ZERO);
+        let started = flows
+            .start(&v, request("gh"), REDIRECT)
+            .await
+            .expect("start");
+        let state = param(&started.authorization_url, "state");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(
+            flows.complete(&callback(&state)).await,
+            Err(ConnectError::Expired)
+        );
+        assert_eq!(started.completion.wait().await, Err(ConnectError::Expired));
+
+        let flows = ConnectFlows::new();
+        let started = flows
+            .start(&v, request("gh"), REDIRECT)
+            .await
+            .expect("start");
+        let state = param(&started.authorization_url, "state");
+        let denied = CallbackParams {
+            state: Some(state),
+            error: Some("access_denied".into()),
+            ..CallbackParams::default()
+        };
+        assert_eq!(
+            flows.complete(&denied).await,
+            Err(ConnectError::Denied("access_denied".into()))
+        );
+
+        mem.set_sealed(true);
+        assert!(matches!(
+            flows.start(&v, request("gh"), REDIRECT).await,
+            Err(VaultError::Sealed(_))
+        ));
+        mem.set_sealed(false);
+        v.add_bearer(
+            "taken",
+            "https://x.example",
+            "",
+            Secret::from_presented("t"),
+        )
+        .await
+        .expect("add");
+        assert!(matches!(
+            flows.start(&v, request("taken"), REDIRECT).await,
+            Err(VaultError::AlreadyExists(_))
+        ));
+        let mut bad = request("ok");
+        bad.app.token_url = "http://idp.example/token".into();
+        assert!(matches!(
+            flows.start(&v, bad, REDIRECT).await,
+            Err(VaultError::Invalid(_))
+        ));
+        assert!(matches!(
+            flows.start_reconnect(&v, "taken", None, REDIRECT).await,
+            Err(VaultError::Invalid(_))
+        ));
+        assert_eq!(flows.pending(), 0);
+    }
+
     #[test]
     fn provider_error_codes_are_trimmed() {
         assert_eq!(error_code("invalid_grant"), "invalid_grant");
