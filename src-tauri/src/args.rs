@@ -8,8 +8,6 @@ use clap::Parser;
 
 /// Where the app listens when neither the command line, the environment nor the settings say.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8737";
-/// Seconds an approval waits for the person when neither the command line nor the settings say.
-pub const DEFAULT_APPROVAL_TIMEOUT_SECS: u64 = 120;
 
 #[derive(Debug, Parser)]
 #[command(

@@ -9,12 +9,13 @@ use gatehouse_core::admin::{
 };
 use gatehouse_core::approvals::ApprovalView;
 use gatehouse_core::audit::{Event, EventQuery};
+use gatehouse_core::settings::Settings;
 use gatehouse_core::store::approvals::ApprovalStatus;
 use gatehouse_core::store::rules::RuleRow;
 use ts_rs::TS;
 
 use crate::error::{IpcError, IpcErrorCode};
-use crate::ops::{AppStatus, DecidedNotice, DecisionInput, ExportResult};
+use crate::ops::{AppStatus, ConnectionView, DecidedNotice, DecisionInput, ExportResult};
 
 fn out_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../ui/src/lib/bindings")
@@ -57,6 +58,7 @@ fn export_bindings() {
     export::<DecisionInput>(&dir);
     export::<DecidedNotice>(&dir);
     export::<ExportResult>(&dir);
+    export::<ConnectionView>(&dir);
     // The core's (feature `ts`).
     export::<ApprovalView>(&dir);
     export::<ApprovalOverview>(&dir);
@@ -68,6 +70,7 @@ fn export_bindings() {
     export::<RuleRow>(&dir);
     export::<KillSummary>(&dir);
     export::<ExportFormat>(&dir);
+    export::<Settings>(&dir);
 
     let mut names = Vec::new();
     collect_modules(&dir, "", &mut names);

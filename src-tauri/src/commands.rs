@@ -6,14 +6,16 @@ use gatehouse_core::admin::{
 };
 use gatehouse_core::approvals::ApprovalView;
 use gatehouse_core::audit::{Event, EventQuery};
+use gatehouse_core::settings::Settings;
 use gatehouse_core::store::approvals::ApprovalStatus;
-use gatehouse_core::store::connections::ConnectionRow;
 use gatehouse_core::store::rules::RuleRow;
-use tauri::State;
+use tauri::{AppHandle, State};
 
 use crate::error::IpcError;
+use crate::notifications::Notifier;
 use crate::ops::{self, AppStatus, DecisionInput, ExportResult};
 use crate::state::Desktop;
+use crate::{autostart, notifications};
 
 type Reply<T> = Result<T, IpcError>;
 
@@ -110,6 +112,24 @@ pub async fn pause_set(d: State<'_, Desktop>, paused: bool) -> Reply<bool> {
 }
 
 #[tauri::command]
-pub async fn connections_list(d: State<'_, Desktop>) -> Reply<Vec<ConnectionRow>> {
+pub async fn connections_list(d: State<'_, Desktop>) -> Reply<Vec<ops::ConnectionView>> {
     ops::connections_list(&d).await
+}
+
+#[tauri::command]
+pub async fn settings_get(d: State<'_, Desktop>) -> Reply<Settings> {
+    ops::settings_get(&d).await
+}
+
+#[tauri::command]
+pub async fn settings_set(
+    app: AppHandle,
+    d: State<'_, Desktop>,
+    notifier: State<'_, Notifier>,
+    settings: Settings,
+) -> Reply<Settings> {
+    let saved = ops::settings_set(&d, settings).await?;
+    notifier.set_kinds(notifications::NotifyKinds::from(&saved));
+    autostart::apply(&app, &d, saved.start_at_login);
+    Ok(saved)
 }

@@ -4,6 +4,7 @@
 use gatehouse_core::StoreError;
 use gatehouse_core::admin::AdminError;
 use gatehouse_core::approvals::DecideError;
+use gatehouse_core::settings::SettingsError;
 use gatehouse_core::vault::VaultError;
 use serde::Serialize;
 use ts_rs::TS;
@@ -101,6 +102,15 @@ impl From<AdminError> for IpcError {
                 Self::invalid(e.to_string())
             }
             AdminError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<SettingsError> for IpcError {
+    fn from(e: SettingsError) -> Self {
+        match e {
+            SettingsError::Invalid(_) => Self::invalid(e.to_string()),
+            SettingsError::Store(s) => s.into(),
         }
     }
 }

@@ -6,6 +6,7 @@
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
 mod args;
+mod autostart;
 mod commands;
 mod describe;
 mod error;
@@ -22,11 +23,13 @@ mod bindings;
 
 use std::io::Write;
 use std::process::ExitCode;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use gatehouse_core::settings::{self, Settings};
+use gatehouse_core::{Clock, Store, StoreOptions, SystemClock};
 use gatehouse_server::instance::{Instance, InstanceOptions, StartError};
 use tauri::{AppHandle, Manager, RunEvent};
 
@@ -58,20 +61,21 @@ fn init_logging() {
 
 fn run(args: Args) -> anyhow::Result<ExitCode> {
     let data_dir = args::data_dir(&args)?;
-    let listen = match args.listen {
+    let busy_timeout = Duration::from_millis(args.busy_timeout_ms);
+    let saved = saved_settings(&data_dir, busy_timeout);
+    // The command line (and environment) win over the settings, which win over the defaults.
+    let listen = match args.listen.or(saved.listen_addr()) {
         Some(addr) => addr,
         None => args::DEFAULT_LISTEN
             .parse()
             .context("the default listen address")?,
     };
-    let approval_timeout = args
-        .approval_timeout
-        .unwrap_or(args::DEFAULT_APPROVAL_TIMEOUT_SECS);
+    let approval_timeout = args.approval_timeout.unwrap_or(saved.approval_timeout_secs);
     let options = InstanceOptions {
         data_dir: data_dir.clone(),
         listen,
         approval_timeout: Duration::from_secs(approval_timeout),
-        busy_timeout: Duration::from_millis(args.busy_timeout_ms),
+        busy_timeout,
     };
 
     // Subscribed before the server takes its first request, so no approval is missed.
@@ -112,11 +116,13 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     drop(stdout);
 
     let desktop = Desktop::new(instance);
+    let notifier = Notifier::default();
+    notifier.set_kinds(notifications::NotifyKinds::from(&saved));
     let hidden = args.hidden;
     let app = tauri::Builder::default()
         .manage(desktop)
         .manage(Mutex::new(ConsentQueue::default()))
-        .manage(Notifier::default())
+        .manage(notifier)
         .manage(live::Poke::default())
         .invoke_handler(tauri::generate_handler![
             commands::status,
@@ -134,6 +140,8 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             commands::rules_list,
             commands::rule_delete,
             commands::pause_set,
+            commands::settings_get,
+            commands::settings_set,
             commands::kill_switch,
             commands::connections_list,
         ])
@@ -162,6 +170,26 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     });
     Ok(ExitCode::SUCCESS)
+}
+
+/// The saved settings, read before the instance starts because they hold the listen address.
+/// Reading them does not need the data-dir lock (the CLI reads the same way while a server runs);
+/// a failure falls back to the defaults, and the instance then reports the real problem.
+fn saved_settings(data_dir: &std::path::Path, busy_timeout: Duration) -> Settings {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let store = match Store::open(data_dir, StoreOptions { busy_timeout }, clock) {
+        Ok(store) => store,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the saved settings; using the defaults");
+            return Settings::default();
+        }
+    };
+    let loaded = tauri::async_runtime::block_on(settings::load(&store));
+    store.close();
+    loaded.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot read the saved settings; using the defaults");
+        Settings::default()
+    })
 }
 
 /// SIGTERM or SIGINT: the same clean stop as Quit.

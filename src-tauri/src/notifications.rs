@@ -38,6 +38,16 @@ impl Default for NotifyKinds {
     }
 }
 
+impl From<&gatehouse_core::settings::Settings> for NotifyKinds {
+    fn from(s: &gatehouse_core::settings::Settings) -> Self {
+        Self {
+            consent: s.notify_consent,
+            action: s.notify_action,
+            gateway: s.notify_gateway,
+        }
+    }
+}
+
 impl NotifyKinds {
     pub fn wants(&self, v: &ApprovalView) -> bool {
         match (v.kind.as_str(), v.via.as_deref()) {

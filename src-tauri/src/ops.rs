@@ -8,6 +8,7 @@ use gatehouse_core::admin::{
 };
 use gatehouse_core::approvals::{ApprovalView, Decision, Remember};
 use gatehouse_core::audit::{self, Event, EventQuery};
+use gatehouse_core::settings::{self, Settings};
 use gatehouse_core::store::approvals::{self as approval_rows, ApprovalStatus};
 use gatehouse_core::store::connections::ConnectionRow;
 use gatehouse_core::store::rules::RuleRow;
@@ -322,6 +323,20 @@ pub async fn kill_switch(d: &Desktop) -> Result<KillSummary, IpcError> {
     Ok(admin::kill_switch(&d.store, BY).await?)
 }
 
+pub async fn settings_get(d: &Desktop) -> Result<Settings, IpcError> {
+    Ok(settings::load(&d.store).await?)
+}
+
+/// Saves the settings (validated and audited by the core) and applies what applies at once: the
+/// approval timeout for new requests. The listen address applies at the next start; the
+/// notification kinds and start-at-login are the shell's to apply (see `commands`).
+pub async fn settings_set(d: &Desktop, new: Settings) -> Result<Settings, IpcError> {
+    let saved = settings::save(&d.store, &new, BY).await?;
+    d.authority
+        .set_approval_ttl(std::time::Duration::from_secs(saved.approval_timeout_secs));
+    Ok(saved)
+}
+
 pub async fn rules_list(d: &Desktop) -> Result<Vec<RuleRow>, IpcError> {
     Ok(admin::rules_list(&d.store).await?)
 }
@@ -336,8 +351,59 @@ pub async fn pause_set(d: &Desktop, paused: bool) -> Result<bool, IpcError> {
     Ok(paused)
 }
 
-pub async fn connections_list(d: &Desktop) -> Result<Vec<ConnectionRow>, IpcError> {
-    Ok(d.vault.list().await?)
+/// A vault connection as the Connections view shows it: its metadata, never its secret (which
+/// only the OS keyring holds). The same fields the core's `ConnectionRow` serializes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct ConnectionView {
+    #[ts(type = "number")]
+    pub id: i64,
+    pub name: String,
+    /// `api_key`, `bearer` or `oauth`.
+    pub kind: String,
+    pub provider: String,
+    pub label: String,
+    pub base_url: String,
+    pub header_name: Option<String>,
+    pub scopes: Vec<String>,
+    /// `active`, `expired` or `disconnected`.
+    pub status: String,
+    /// The keyring entry's name (service `gatehouse`), e.g. `connection:github`.
+    pub keyring_ref: String,
+    #[ts(type = "number")]
+    pub created_at: i64,
+    #[ts(type = "number | null")]
+    pub expires_at: Option<i64>,
+    #[ts(type = "number | null")]
+    pub last_used_at: Option<i64>,
+}
+
+impl From<ConnectionRow> for ConnectionView {
+    fn from(r: ConnectionRow) -> Self {
+        Self {
+            id: r.id,
+            name: r.name,
+            kind: r.kind,
+            provider: r.provider,
+            label: r.label,
+            base_url: r.base_url,
+            header_name: r.header_name,
+            scopes: r.scopes,
+            status: r.status,
+            keyring_ref: r.keyring_ref,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            last_used_at: r.last_used_at,
+        }
+    }
+}
+
+pub async fn connections_list(d: &Desktop) -> Result<Vec<ConnectionView>, IpcError> {
+    Ok(d.vault
+        .list()
+        .await?
+        .into_iter()
+        .map(ConnectionView::from)
+        .collect())
 }
 
 #[cfg(test)]
@@ -443,11 +509,7 @@ mod tests {
             .iter()
             .find(|a| a.agent.client_id == client_id)
             .expect("listed");
-        assert_eq!(
-            agent.live_tokens.is_empty(),
-            false,
-            "the exchange issued a token"
-        );
+        assert!(!agent.live_tokens.is_empty(), "the exchange issued a token");
         (client_id, agent.grants[0].id)
     }
 
@@ -748,6 +810,58 @@ mod tests {
             "{}",
             third.display()
         );
+        stop(d).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn settings_round_trip_and_apply_the_timeout() {
+        let (_dir, d) = desktop().await;
+        let defaults = settings_get(&d).await.expect("defaults");
+        assert!(defaults.notify_consent && defaults.notify_action && defaults.notify_gateway);
+        let wanted = Settings {
+            approval_timeout_secs: 30,
+            notify_gateway: false,
+            listen: Some(" 127.0.0.1:9999 ".into()),
+            ..defaults.clone()
+        };
+        let saved = settings_set(&d, wanted).await.expect("saves");
+        assert_eq!(saved.listen.as_deref(), Some("127.0.0.1:9999"));
+        assert_eq!(settings_get(&d).await.expect("reads"), saved);
+        assert_eq!(
+            d.authority.broker().ttl(),
+            std::time::Duration::from_secs(30)
+        );
+
+        // A new request now expires after the new timeout.
+        let (_, id) = consent_request(&d, "Agent", "mail:read").await;
+        let view = approvals_pending(&d).await.expect("pending");
+        let v = view.iter().find(|v| v.id == id).expect("pending");
+        assert_eq!(v.expires_at - v.created_at, 30_000);
+
+        let bad = Settings {
+            listen: Some("0.0.0.0:80".into()),
+            ..saved.clone()
+        };
+        assert_eq!(
+            settings_set(&d, bad).await.expect_err("not loopback").code,
+            IpcErrorCode::InvalidInput
+        );
+        let bad = Settings {
+            approval_timeout_secs: 1,
+            ..saved
+        };
+        assert_eq!(
+            settings_set(&d, bad).await.expect_err("too short").code,
+            IpcErrorCode::InvalidInput
+        );
+        stop(d).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn connections_list_reads_metadata_without_the_keyring() {
+        let (_dir, d) = desktop().await;
+        // Listing reads SQLite only, so it works with the keyring sealed (as in this test).
+        assert_eq!(connections_list(&d).await.expect("lists"), Vec::new());
         stop(d).await;
     }
 
