@@ -1,7 +1,8 @@
 //! Store benchmarks on real SQLite files (`cargo bench -p gatehouse-core --bench store`): audit
 //! appends with the hash chain (one awaited write at a time, and 16 concurrent writers sharing
 //! group commits), the newest page of 50 events for one agent over 1,000,000 events, `audit verify`
-//! over 1,000,000 events, and token introspection through the core. After the criterion groups it
+//! over 1,000,000 events, the Activity view's first page (no filter, an agent, a kind, full-text
+//! search) over 1,000,000 events, and token introspection through the core. After the criterion groups it
 //! prints a plain summary (p50/p99 latencies, events/s, seconds) that release notes can quote.
 //!
 //! The 1M-event database is built once and cached in `target/bench-fixtures/`, keyed by a version
@@ -16,7 +17,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
 use gatehouse_core::approvals::Decision;
-use gatehouse_core::audit::{self, EventFilter, EventKind, NewEvent, Outcome};
+use gatehouse_core::audit::{self, EventFilter, EventKind, EventQuery, NewEvent, Outcome};
 use gatehouse_core::authority::{AuthorizeOutcome, AuthorizeParams, ConsentProgress, TokenParams};
 use gatehouse_core::clock::SystemClock;
 use gatehouse_core::oauth::ClientCredentials;
@@ -288,6 +289,67 @@ fn bench_appends(c: &mut Criterion, rt: &Runtime, dir: &Path) {
     group.finish();
 }
 
+/// The Activity view's first pages: what each filter costs over the whole log.
+fn activity_queries() -> Vec<(&'static str, EventQuery)> {
+    let q = |f: fn(&mut EventQuery)| {
+        let mut q = EventQuery {
+            limit: PAGE,
+            ..Default::default()
+        };
+        f(&mut q);
+        q
+    };
+    vec![
+        ("no_filter", q(|_| {})),
+        (
+            "one_agent",
+            q(|q| q.client_id = Some(agent_id(PAGED_AGENT))),
+        ),
+        // ~10% of events.
+        ("one_kind", q(|q| q.kinds = vec!["consent.approved".into()])),
+        (
+            "two_kinds",
+            q(|q| q.kinds = vec!["token.revoked".into(), "request.rejected".into()]),
+        ),
+        // A word in every event's detail.
+        ("text_common_word", q(|q| q.text = Some("github".into()))),
+        // One event's token id: found through the index, not a scan.
+        (
+            "text_rare_token_id",
+            q(|q| q.text = Some(format!("{:016x}", mix(777 ^ 1)))),
+        ),
+        // An agent by the prefix of its client id, as typed into the search box.
+        (
+            "text_agent_prefix",
+            q(|q| q.text = Some(agent_id(PAGED_AGENT)[..20].to_owned())),
+        ),
+        (
+            "text_and_kind",
+            q(|q| {
+                q.text = Some("issues".into());
+                q.kinds = vec!["token.revoked".into()];
+            }),
+        ),
+    ]
+}
+
+fn read_activity(store: &Store, q: &EventQuery) -> usize {
+    let q = q.clone();
+    store
+        .read_blocking(move |c| audit::query(c, &q).map_err(StoreError::from))
+        .expect("activity page")
+        .len()
+}
+
+fn bench_activity(c: &mut Criterion, store: &Store, events: u64) {
+    let mut group = c.benchmark_group(format!("activity_first_page_{events}_events"));
+    group.measurement_time(Duration::from_secs(3));
+    for (name, q) in activity_queries() {
+        group.bench_function(name, |b| b.iter(|| read_activity(store, &q)));
+    }
+    group.finish();
+}
+
 fn bench_pages(c: &mut Criterion, store: &Store, events: u64) {
     let mut group = c.benchmark_group(format!("audit_page_{events}_events"));
     group.measurement_time(Duration::from_secs(4));
@@ -451,6 +513,18 @@ fn print_summary(rt: &Runtime, s: &Summary, fixture_store: &Store, who: &Introsp
         micros(p99),
         micros(max)
     );
+    for (name, q) in activity_queries() {
+        let n = (queries / 10).max(10);
+        let mut found = 0;
+        let (p50, p99, max) = latencies(n, || found = read_activity(fixture_store, &q));
+        println!(
+            "activity first page ({name}) over {} events, {n} queries: {found} events, p50 {}, p99 {}, max {}",
+            s.events,
+            micros(p50),
+            micros(p99),
+            micros(max)
+        );
+    }
     let mut samples = Vec::with_capacity(queries);
     rt.block_on(async {
         for _ in 0..queries {
@@ -567,6 +641,7 @@ fn main() {
 
     bench_appends(&mut c, &rt, &scratch.path().join("appends"));
     bench_pages(&mut c, &fixture_store, events);
+    bench_activity(&mut c, &fixture_store, events);
     bench_verify(&mut c, &fixture_store, events);
     bench_introspection(&mut c, &rt, &who);
     c.final_summary();

@@ -24,7 +24,7 @@ pub use store::{DataDirLock, Store, StoreError, StoreOptions};
 /// would say `bigint` for an i64), `T | null` for options, serde's renames and skips.
 #[cfg(all(test, feature = "ts"))]
 mod ts_bindings {
-    use crate::{admin, approvals, audit, store};
+    use crate::{admin, approvals, audit, settings, store};
     use ts_rs::TS;
 
     #[test]
@@ -65,6 +65,21 @@ mod ts_bindings {
         assert!(
             overview.contains("expires_at: number"),
             "flattened view: {overview}"
+        );
+        let query = audit::EventQuery::decl();
+        assert!(query.contains("clientId?: string | null"), "{query}");
+        assert!(query.contains("kinds?: Array<string>"), "{query}");
+        assert!(query.contains("beforeId?: number | null"), "{query}");
+        assert!(query.contains("limit: number"), "{query}");
+        let kill = admin::KillSummary::decl();
+        assert!(kill.contains("pendingDenied: number"), "{kill}");
+        let settings = settings::Settings::decl();
+        assert!(settings.contains("approvalTimeoutSecs: number"), "{settings}");
+        assert!(settings.contains("listen: string | null"), "{settings}");
+        assert!(settings.contains("startAtLogin: boolean"), "{settings}");
+        assert_eq!(
+            admin::ExportFormat::decl(),
+            "type ExportFormat = \"jsonl\" | \"csv\";"
         );
         let agents = admin::AgentOverview::decl();
         assert!(
