@@ -476,7 +476,7 @@ gatehouse connections add corp --oauth custom --authorization-url https://idp.ex
 gatehouse connections add weather --url https://api.example.com/v1 --api-key\n  \
 printf %s \"$TOKEN\" | gatehouse connections add github --url https://api.github.com --bearer --label work"
     )]
-    Add(ConnectionsAddArgs),
+    Add(Box<ConnectionsAddArgs>),
     /// Log in again to an OAuth connection (after it expired, or to switch accounts).
     #[command(
         long_about = "Run the OAuth flow again for an existing OAuth connection, with the \

@@ -1080,8 +1080,8 @@ impl Vault {
         };
         let secret = stored.client_secret.as_deref();
         let mut failures = Vec::new();
-        if let Some(rt) = stored.refresh_token.as_deref() {
-            if let Err(why) = revoke_token(
+        if let Some(rt) = stored.refresh_token.as_deref()
+            && let Err(why) = revoke_token(
                 &self.http,
                 url,
                 &client.client_id,
@@ -1090,9 +1090,8 @@ impl Vault {
                 "refresh_token",
             )
             .await
-            {
-                failures.push(format!("refresh token: {why}"));
-            }
+        {
+            failures.push(format!("refresh token: {why}"));
         }
         if let Err(why) = revoke_token(
             &self.http,
