@@ -9,7 +9,7 @@ import type {
   AppStatus,
   ApprovalOverview,
   ApprovalView,
-  ConnectionRow,
+  ConnectionView,
   Event,
   EventQuery,
   RuleRow,
@@ -126,7 +126,7 @@ const rules: RuleRow[] = [
   { id: 4, agent: "*", action: "message_send", resource: "*@contractor.example", effect: "ask", lifetime: "8h", created_at: now - 3_600_000, expires_at: now + 7 * 3_600_000, session_id: null, created_by: "cli", hits: 0, last_hit_at: null },
 ];
 
-const connections: ConnectionRow[] = [
+const connections: ConnectionView[] = [
   { id: 1, name: "github", kind: "oauth", header_name: null, keyring_ref: "connection:github", provider: "github", label: "alex (work)", base_url: "https://api.github.com", scopes: ["repo"], status: "active", created_at: now - 9 * 86_400_000, expires_at: now + 3_600_000, last_used_at: now - MIN },
   { id: 2, name: "notion", kind: "api_key", header_name: "Authorization", keyring_ref: "connection:notion", provider: "api.notion.com", label: "team space", base_url: "https://api.notion.com", scopes: [], status: "expired", created_at: now - 40 * 86_400_000, expires_at: now - 86_400_000, last_used_at: null },
 ];
@@ -145,7 +145,7 @@ function page(q: EventQuery): Event[] {
   const out: Event[] = [];
   for (let i = log.length - 1; i >= 0 && out.length < (q.limit || Infinity); i--) {
     const e = log[i]!;
-    if (q.beforeId !== undefined && e.id >= q.beforeId) continue;
+    if (q.beforeId != null && e.id >= q.beforeId) continue;
     if (q.clientId && e.client_id !== q.clientId) continue;
     if (q.kinds?.length && !q.kinds.includes(e.kind)) continue;
     if (q.outcome && e.outcome !== q.outcome) continue;

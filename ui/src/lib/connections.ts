@@ -1,10 +1,10 @@
 //! What the Connections view says about a connection that is not active, and how to fix it with
 //! the commands that exist today (the IPC contract has no reconnect command yet).
-import type { ConnectionRow } from "./types";
+import type { ConnectionView } from "./types";
 
 export type Reconnect = { text: string; commands: string[] };
 
-export function reconnectHint(c: Pick<ConnectionRow, "name" | "kind" | "status">): Reconnect | null {
+export function reconnectHint(c: Pick<ConnectionView, "name" | "kind" | "status">): Reconnect | null {
   if (c.status === "active") return null;
   const rm = `gatehouse connections rm ${c.name}`;
   if (c.kind === "oauth") {

@@ -8,7 +8,7 @@ import type {
   ApprovalOverview,
   ApprovalStatus,
   ApprovalView,
-  ConnectionRow,
+  ConnectionView,
   DecidedNotice,
   DecisionInput,
   Event,
@@ -83,7 +83,7 @@ export const ipc = {
   killSwitch: () => call<KillSummary>("kill_switch"),
   settingsGet: () => call<Settings>("settings_get"),
   settingsSet: (settings: Settings) => call<Settings>("settings_set", { settings }),
-  connectionsList: () => call<ConnectionRow[]>("connections_list"),
+  connectionsList: () => call<ConnectionView[]>("connections_list"),
 };
 
 /** The shell's events; each `on*` resolves to the function that stops listening. */
