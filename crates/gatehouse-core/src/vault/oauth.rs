@@ -1349,6 +1349,56 @@ mod tests {
         assert_eq!(flows.pending(), 0);
     }
 
+    #[tokio::test]
+    async fn the_injected_clock_decides_refresh_and_an_unreachable_provider_is_survived_until_expiry()
+     {
+        let (_dir, v, mem) = vault();
+        let clock = Arc::new(crate::clock::ManualClock::new(1_000_000_000_000));
+        let v = v.with_clock(clock.clone());
+        let tokens = IssuedTokens {
+            access_token: Secret::from_presented("at-1"),
+            refresh_token: Some(Secret::from_presented("rt-1")),
+            expires_in: Some(Duration::from_secs(3600)),
+            scopes: None,
+        };
+        // The token endpoint (127.0.0.1:1) never answers.
+        let row = v
+            .store_connected(&request("gh"), tokens, FlowMode::Add)
+            .await
+            .expect("store");
+        assert_eq!(row.kind, "oauth");
+        assert_eq!(row.expires_at, Some(1_000_000_000_000 + 3_600_000));
+        assert!(mem.contains("connection:gh"));
+
+        // Outside the margin: no refresh is tried, the stored token is used.
+        let (_, cred) = v.credential("gh").await.expect("credential");
+        assert_eq!(cred.value.expose(), "Bearer at-1");
+        // Inside the margin, provider unreachable: the still-valid token is used, still active.
+        clock.advance(Duration::from_secs(3600 - 120));
+        let (row, cred) = v.credential("gh").await.expect("credential");
+        assert_eq!(cred.value.expose(), "Bearer at-1");
+        assert_eq!(row.status, "active");
+        // Past expiry, provider unreachable: an error, but not expired (the provider refused
+        // nothing; the next call tries again).
+        clock.advance(Duration::from_secs(121));
+        let err = v.credential("gh").await.expect_err("expired token");
+        assert!(matches!(err, VaultError::Upstream(_)), "{err}");
+        assert!(!err.to_string().contains("at-1") && !err.to_string().contains("rt-1"));
+        assert_eq!(
+            v.get("gh").await.expect("get").expect("row").status,
+            "active"
+        );
+        assert_eq!(v.refresh_due().await, 0);
+
+        // Disconnect without a revocation endpoint: not_supported, entry gone.
+        let removed = v.remove("gh", "test").await.expect("remove");
+        assert_eq!(
+            removed.upstream_revocation.as_deref(),
+            Some("not_supported")
+        );
+        assert!(!mem.contains("connection:gh"));
+    }
+
     #[test]
     fn provider_error_codes_are_trimmed() {
         assert_eq!(error_code("invalid_grant"), "invalid_grant");
