@@ -58,6 +58,20 @@ export function describeEvent(event: Event, ctx: DescribeContext = {}): string {
       const counts = g !== undefined && t !== undefined ? ` (${g} grants, ${t} tokens)` : "";
       return `${who} was revoked${counts}`;
     }
+    case "agent.suspended":
+      return `${who} was suspended`;
+    case "agent.resumed":
+      return `${who} was resumed`;
+    case "grant.revoked": {
+      const n = num(d, "tokens_revoked");
+      return `${who}'s grant for ${joinScopes(list(d, "scopes"))} was revoked${n !== undefined ? ` (${n} tokens)` : ""}`;
+    }
+    case "kill_switch.pulled": {
+      const s = asDetail(d["summary"] ?? null);
+      const g = num(s, "grants");
+      const t = num(s, "tokens");
+      return `Kill switch pulled: agents paused${g !== undefined && t !== undefined ? `, ${g} grants and ${t} tokens revoked` : ""}`;
+    }
     case "settings.changed":
       return `Setting ${str(d, "key") ?? "?"} changed`;
     case "consent.requested":
