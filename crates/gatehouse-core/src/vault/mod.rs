@@ -22,7 +22,9 @@ use crate::store::{Store, StoreError};
 
 /// The keyring service every Gatehouse entry is filed under.
 pub const KEYRING_SERVICE: &str = "gatehouse";
-/// The keyring user of the entry the probe writes and deletes.
+/// The prefix of the keyring user of the entry a probe writes and deletes. Each probe adds a
+/// random suffix: with one shared entry, a process deleting it while another writes it makes the
+/// Secret Service answer "no such item", which would read as a sealed vault.
 const PROBE_USER: &str = "gatehouse:probe";
 /// The longest secret accepted (API keys and tokens are far shorter).
 pub const MAX_SECRET_LEN: usize = 16 * 1024;
@@ -116,7 +118,7 @@ impl CredentialStore for KeyringStore {
 
     fn probe(&self) -> Result<(), CredentialError> {
         // A read of a missing entry succeeds even on a locked keyring; a write does not.
-        let entry = Self::entry(PROBE_USER)?;
+        let entry = Self::entry(&format!("{PROBE_USER}:{}", crate::secret::random_id("")))?;
         entry.set_password("probe").map_err(keyring_error)?;
         match entry.delete_credential() {
             Ok(()) | Err(keyring::Error::NoEntry) => Ok(()),
