@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { bytes, countdown, duration, plural, relative, stamp } from "./format";
+import { bytes, countdown, duration, plural, relative, sentence, stamp } from "./format";
 
 describe("countdown", () => {
   const now = 1_000_000;
@@ -64,4 +64,13 @@ describe("plural", () => {
     [1, "1 event"],
     [1234567, "1,234,567 events"],
   ])("%i → %s", (n, want) => expect(plural(n, "event")).toBe(want));
+});
+
+describe("sentence", () => {
+  it.each([
+    ["the OS keyring is unavailable: Secret Service: no result found", "The OS keyring is unavailable: Secret Service: no result found."],
+    ["Already fine.", "Already fine."],
+    ["  spaced  ", "Spaced."],
+    ["", ""],
+  ])("%s → %s", (s, want) => expect(sentence(s)).toBe(want));
 });

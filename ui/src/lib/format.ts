@@ -72,3 +72,11 @@ export function stamp(ts: number, now: number): string {
 export function plural(n: number, one: string, many = `${one}s`): string {
   return `${n.toLocaleString("en-US")} ${n === 1 ? one : many}`;
 }
+
+/** A message from elsewhere as a sentence: capitalized, ending with a full stop. */
+export function sentence(s: string): string {
+  const t = s.trim();
+  if (!t) return t;
+  const cap = t[0]!.toUpperCase() + t.slice(1);
+  return /[.!?]$/.test(cap) ? cap : `${cap}.`;
+}
