@@ -60,6 +60,10 @@ fn init_logging() {
 }
 
 fn run(args: Args) -> anyhow::Result<ExitCode> {
+    // Registered first: a SIGTERM that arrives while the app is still starting (a test, a service
+    // manager) is held until the app can stop cleanly, instead of killing it half-started.
+    let signals = tauri::async_runtime::block_on(async { StopSignals::register() })
+        .context("cannot listen for SIGTERM and SIGINT")?;
     let data_dir = args::data_dir(&args)?;
     let busy_timeout = Duration::from_millis(args.busy_timeout_ms);
     let saved = saved_settings(&data_dir, busy_timeout);
@@ -150,7 +154,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             tray::create(&handle)?;
             windows::create_main(&handle, !hidden)?;
             tauri::async_runtime::spawn(live::run(handle.clone(), notices, feed));
-            tauri::async_runtime::spawn(stop_on_signal(handle.clone()));
+            tauri::async_runtime::spawn(stop_on_signal(handle.clone(), signals));
             if let Some(socket) = socket {
                 single_instance::serve(socket, handle)?;
             }
@@ -192,25 +196,33 @@ fn saved_settings(data_dir: &std::path::Path, busy_timeout: Duration) -> Setting
     })
 }
 
-/// SIGTERM or SIGINT: the same clean stop as Quit.
-async fn stop_on_signal(app: AppHandle) {
-    let signal = wait_for_signal().await;
-    shutdown(app, signal).await;
+/// SIGTERM and SIGINT, registered with the OS (so no longer fatal) from the moment this exists.
+struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
 }
 
-async fn wait_for_signal() -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => tokio::select! {
-            _ = tokio::signal::ctrl_c() => "SIGINT",
-            _ = term.recv() => "SIGTERM",
-        },
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGTERM; stop with Ctrl-C or Quit");
-            let _ = tokio::signal::ctrl_c().await;
-            "SIGINT"
+impl StopSignals {
+    fn register() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
         }
     }
+}
+
+/// SIGTERM or SIGINT: the same clean stop as Quit.
+async fn stop_on_signal(app: AppHandle, mut signals: StopSignals) {
+    let signal = signals.recv().await;
+    shutdown(app, signal).await;
 }
 
 /// Stops the server (drained), flushes token uses, closes the store, removes the socket, releases
