@@ -118,8 +118,10 @@ function sampleEvent(id: number, ts: number): Event {
   };
 }
 
+// `?events=N` sizes the sample log (default 5000), e.g. to watch the Activity view at scale.
+const LOG_SIZE = Number(new URLSearchParams(location.search).get("events") ?? 5000);
 const log: Event[] = [];
-for (let id = 1; id <= 5000; id++) log.push(sampleEvent(id, now - (5000 - id) * 45_000));
+for (let id = 1; id <= LOG_SIZE; id++) log.push(sampleEvent(id, now - (LOG_SIZE - id) * 1000));
 
 const rules: RuleRow[] = [
   { id: 3, agent: "cl_7f3a9c2e", action: "github:read", resource: "*", effect: "allow", lifetime: "always", created_at: now - 86_400_000, expires_at: null, session_id: null, created_by: "window", hits: 214, last_hit_at: now - 3 * MIN },
