@@ -29,6 +29,8 @@ pub struct Config {
     pub refresh_expires_in: u64,
     /// Refuse every refresh with `invalid_grant` (the person revoked the app, say).
     pub fail_refresh: bool,
+    /// Answer every revocation 503 `temporarily_unavailable` (still recorded).
+    pub fail_revoke: bool,
 }
 
 /// Everything the provider saw and issued.
@@ -261,9 +263,12 @@ async fn revoke(
     }
     let token = form.get("token").cloned().unwrap_or_default();
     let hint = form.get("token_type_hint").cloned().unwrap_or_default();
+    inner.record.revoked.push((token.clone(), hint));
+    if inner.config.fail_revoke {
+        return oauth_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable");
+    }
     inner.live_access.retain(|t| *t != token);
     inner.live_refresh.retain(|t| *t != token);
-    inner.record.revoked.push((token, hint));
     StatusCode::OK.into_response()
 }
 

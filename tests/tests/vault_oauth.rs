@@ -228,6 +228,7 @@ async fn connect_refresh_expire_reconnect_disconnect() {
         code_expires_in: 60,
         refresh_expires_in: 60,
         fail_refresh: false,
+        fail_revoke: false,
     })
     .await;
     let dir = tempfile::tempdir().expect("tempdir");
@@ -459,6 +460,7 @@ async fn a_provider_without_revocation_and_a_refused_login() {
         code_expires_in: 3600,
         refresh_expires_in: 3600,
         fail_refresh: false,
+        fail_revoke: false,
     })
     .await;
     let dir = tempfile::tempdir().expect("tempdir");
@@ -564,7 +566,7 @@ async fn the_main_servers_callback_refuses_an_unknown_state() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_server_refreshes_expiring_tokens_in_the_background() {
+async fn background_refresh_then_a_failed_revocation_still_removes_locally() {
     if !keyring_session() {
         return;
     }
@@ -575,6 +577,7 @@ async fn the_server_refreshes_expiring_tokens_in_the_background() {
         code_expires_in: 90,
         refresh_expires_in: 3600,
         fail_refresh: false,
+        fail_revoke: false,
     })
     .await;
     let dir = tempfile::tempdir().expect("tempdir");
@@ -616,6 +619,29 @@ async fn the_server_refreshes_expiring_tokens_in_the_background() {
         provider.record(|r| r.access_tokens[1].clone()).as_str()
     );
     server.stop();
-    let out = run_cli(dir.path(), &["connections", "rm", &name]);
+
+    // The provider fails the revocation: the connection is still removed locally, and the
+    // outcome says so without a token in it.
+    provider.set(|c| c.fail_revoke = true);
+    let out = run_cli(dir.path(), &["connections", "rm", &name, "--json"]);
     assert!(out.status.success(), "{}", text(&out));
+    let removed: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let outcome = removed["upstream_revocation"].as_str().unwrap_or_default();
+    assert_eq!(
+        outcome,
+        "failed: refresh token: HTTP 503 temporarily_unavailable; \
+         access token: HTTP 503 temporarily_unavailable"
+    );
+    assert_eq!(provider.record(|r| r.revoked.len()), 2);
+    assert_eq!(keyring_lookup(&name), None);
+    assert!(connection(dir.path(), &name).is_null());
+    let events = serde_json::to_string(&log(dir.path())).expect("json");
+    assert!(
+        events.contains("failed: refresh token: HTTP 503"),
+        "{events}"
+    );
+    for s in provider.all_tokens() {
+        assert!(!events.contains(&s), "a token is in the audit log");
+        assert_not_in_data_dir(dir.path(), &s);
+    }
 }
