@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use gatehouse_e2e::desktop::notifications::{ACTION_DELAY, NotificationDaemon};
 use gatehouse_e2e::desktop::tray::Tray;
 use gatehouse_e2e::desktop::webdriver::{Session, TauriDriver};
-use gatehouse_e2e::desktop::{self, App, eventually};
+use gatehouse_e2e::desktop::{self, App, eventually, x11};
 use gatehouse_e2e::flow::{self, Client};
 use gatehouse_e2e::reply::{Reply, send};
 use gatehouse_e2e::{Server, pkce_pair, run_cli};
@@ -23,6 +23,8 @@ use tempfile::TempDir;
 
 const CIBA: &str = "urn:openid:params:grant-type:ciba";
 const RECIPIENT: &str = "alex@contractor.example";
+/// The main window's title (the consent window's is "Gatehouse — approval").
+const MAIN_TITLE: &str = "Gatehouse";
 
 // ---- agents -------------------------------------------------------------------------------------
 
@@ -656,7 +658,8 @@ async fn revoking_an_agent_in_the_agents_view_kills_its_token() {
     ui.end().await;
 }
 
-/// Closing the main window hides it: the app stays up and the server keeps answering agents.
+/// Closing the main window hides it: the app stays up and the server keeps answering agents, and
+/// a second launch shows it again.
 #[tokio::test(flavor = "multi_thread")]
 async fn closing_the_main_window_keeps_the_server_answering() {
     let _serial = desktop::serial().await;
@@ -664,9 +667,27 @@ async fn closing_the_main_window_keeps_the_server_answering() {
     let dir = TempDir::new().expect("temp dir");
     let ui = Ui::start(dir.path(), &[]).await;
     ui.main_window().await;
-    let closed = ui.session.close_window().await;
-    assert!(closed.is_ok(), "closing the main window: {closed:?}");
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    eventually(
+        "the main window to show",
+        Duration::from_secs(10),
+        || async { x11::is_shown(MAIN_TITLE).then_some(()) },
+    )
+    .await;
+    // The close button: the window manager's WM_DELETE_WINDOW (WebDriver's Close Window would
+    // destroy the web view and end the session instead).
+    assert_eq!(
+        x11::request_close(MAIN_TITLE),
+        1,
+        "{:#?}",
+        x11::top_levels()
+    );
+    eventually(
+        "the main window to hide",
+        Duration::from_secs(10),
+        || async { (!x11::is_shown(MAIN_TITLE)).then_some(()) },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
 
     server_answers(&ui.http, &ui.issuer).await;
     let agent = register(&ui.http, &ui.issuer, "After close", &[CIBA]).await;
@@ -675,6 +696,19 @@ async fn closing_the_main_window_keeps_the_server_answering() {
     ciba_poll(&ui.http, &ui.issuer, &agent, &handle)
         .await
         .assert_oauth_error(StatusCode::BAD_REQUEST, "authorization_pending");
+    let again = desktop::desktop_command(dir.path(), &[])
+        .output()
+        .expect("second launch");
+    assert!(
+        again.status.success(),
+        "the second launch exits 0: {again:?}"
+    );
+    eventually(
+        "the main window to show again",
+        Duration::from_secs(10),
+        || async { x11::is_shown(MAIN_TITLE).then_some(()) },
+    )
+    .await;
     ui.end().await;
 }
 

@@ -9,6 +9,7 @@
 pub mod notifications;
 pub mod tray;
 pub mod webdriver;
+pub mod x11;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

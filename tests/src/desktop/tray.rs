@@ -1,5 +1,5 @@
-//! A client of the app's tray on the session bus: finds its StatusNotifierItem (bus names
-//! `org.kde.StatusNotifierItem-PID-N`), reads the item's `Menu` object path, and drives the menu
+//! A client of the app's tray on the session bus: finds its StatusNotifierItem (bus name
+//! `org.kde.StatusNotifierItem-PID-N`, or the app's own connection when no watcher runs), reads the item's `Menu` object path, and drives the menu
 //! through `com.canonical.dbusmenu` (`GetLayout`, `AboutToShow`, `Event "clicked"`), as a tray
 //! host would when the person clicks.
 
@@ -97,11 +97,21 @@ impl Tray {
             .expect("connect to the session bus");
         let prefix = format!("{SNI}-{pid}-");
         let found = super::eventually(
-            &format!("a bus name {prefix}N with a StatusNotifierItem exporting a Menu"),
+            &format!("a StatusNotifierItem exporting a Menu on {prefix}N or a connection of {pid}"),
             timeout,
             || async {
-                let names = list_names(&connection).await;
-                for service in names.iter().filter(|n| n.starts_with(&prefix)) {
+                // libappindicator owns `org.kde.StatusNotifierItem-PID-N` only once a
+                // StatusNotifierWatcher exists (headless there is none); its objects are on the
+                // app's unique connection either way, so the app's own connections count too.
+                let mut candidates = Vec::new();
+                for name in list_names(&connection).await {
+                    if name.starts_with(&prefix)
+                        || (name.starts_with(':') && pid_of(&connection, &name).await == Some(pid))
+                    {
+                        candidates.push(name);
+                    }
+                }
+                for service in &candidates {
                     let Some(item_path) = find_item(&connection, service, "/", 0).await else {
                         continue;
                     };
@@ -123,33 +133,31 @@ impl Tray {
 
     /// A string property of the item (e.g. `ToolTip` is a struct; `IconName`, `Status`...).
     pub async fn item_property(&self, name: &str) -> Option<OwnedValue> {
-        let reply = self
-            .connection
-            .call_method(
-                Some(self.service.as_str()),
-                self.item_path.as_str(),
-                Some("org.freedesktop.DBus.Properties"),
-                "Get",
-                &(SNI, name),
-            )
-            .await
-            .ok()?;
+        let reply = call(
+            &self.connection,
+            self.service.as_str(),
+            self.item_path.as_str(),
+            "org.freedesktop.DBus.Properties",
+            "Get",
+            &(SNI, name),
+        )
+        .await
+        .ok()?;
         reply.body().deserialize::<OwnedValue>().ok()
     }
 
     /// The whole menu tree (the root's children are the top-level items).
     pub async fn layout(&self) -> MenuItem {
-        let reply = self
-            .connection
-            .call_method(
-                Some(self.service.as_str()),
-                self.menu_path.as_str(),
-                Some(DBUSMENU),
-                "GetLayout",
-                &(0i32, -1i32, Vec::<String>::new()),
-            )
-            .await
-            .expect("com.canonical.dbusmenu.GetLayout");
+        let reply = call(
+            &self.connection,
+            self.service.as_str(),
+            self.menu_path.as_str(),
+            DBUSMENU,
+            "GetLayout",
+            &(0i32, -1i32, Vec::<String>::new()),
+        )
+        .await
+        .expect("com.canonical.dbusmenu.GetLayout");
         let body = reply.body();
         // The layout is recursive, so it is read as a dynamic structure `(u, (ia{sv}av))`.
         let reply: zbus::zvariant::Structure<'_> =
@@ -163,30 +171,29 @@ impl Tray {
 
     /// Tells the menu a submenu is about to show (some menus fill submenus lazily).
     pub async fn about_to_show(&self, id: i32) {
-        let _ = self
-            .connection
-            .call_method(
-                Some(self.service.as_str()),
-                self.menu_path.as_str(),
-                Some(DBUSMENU),
-                "AboutToShow",
-                &(id,),
-            )
-            .await;
+        let _ = call(
+            &self.connection,
+            self.service.as_str(),
+            self.menu_path.as_str(),
+            DBUSMENU,
+            "AboutToShow",
+            &(id,),
+        )
+        .await;
     }
 
     /// Clicks item `id`: `Event(id, "clicked", <"">, 0)`.
     pub async fn click(&self, id: i32) {
-        self.connection
-            .call_method(
-                Some(self.service.as_str()),
-                self.menu_path.as_str(),
-                Some(DBUSMENU),
-                "Event",
-                &(id, "clicked", Value::from(""), 0u32),
-            )
-            .await
-            .expect("com.canonical.dbusmenu.Event clicked");
+        call(
+            &self.connection,
+            self.service.as_str(),
+            self.menu_path.as_str(),
+            DBUSMENU,
+            "Event",
+            &(id, "clicked", Value::from(""), 0u32),
+        )
+        .await
+        .expect("com.canonical.dbusmenu.Event clicked");
     }
 
     /// Waits up to `timeout` for an item `pred` accepts (opening submenus on the way).
@@ -219,16 +226,38 @@ impl Tray {
     }
 }
 
+/// One method call that gives up after 3 s: some connections of a GTK app (accessibility, the
+/// web process) never answer an introspection.
+async fn call<B>(
+    connection: &zbus::Connection,
+    destination: &str,
+    path: &str,
+    interface: &str,
+    method: &str,
+    body: &B,
+) -> zbus::Result<zbus::Message>
+where
+    B: serde::Serialize + zbus::zvariant::DynamicType,
+{
+    let sent = connection.call_method(Some(destination), path, Some(interface), method, body);
+    match tokio::time::timeout(Duration::from_secs(3), sent).await {
+        Ok(answer) => answer,
+        Err(_) => Err(zbus::Error::Failure(format!(
+            "{interface}.{method} on {destination} {path}: no answer within 3 s"
+        ))),
+    }
+}
+
 async fn list_names(connection: &zbus::Connection) -> Vec<String> {
-    let Ok(reply) = connection
-        .call_method(
-            Some("org.freedesktop.DBus"),
-            "/org/freedesktop/DBus",
-            Some("org.freedesktop.DBus"),
-            "ListNames",
-            &(),
-        )
-        .await
+    let Ok(reply) = call(
+        &connection,
+        "org.freedesktop.DBus",
+        "/org/freedesktop/DBus",
+        "org.freedesktop.DBus",
+        "ListNames",
+        &(),
+    )
+    .await
     else {
         return Vec::new();
     };
@@ -236,6 +265,21 @@ async fn list_names(connection: &zbus::Connection) -> Vec<String> {
         .body()
         .deserialize::<Vec<String>>()
         .unwrap_or_default()
+}
+
+/// The process id behind a bus name.
+async fn pid_of(connection: &zbus::Connection, name: &str) -> Option<u32> {
+    let reply = call(
+        &connection,
+        "org.freedesktop.DBus",
+        "/org/freedesktop/DBus",
+        "org.freedesktop.DBus",
+        "GetConnectionUnixProcessID",
+        &(name,),
+    )
+    .await
+    .ok()?;
+    reply.body().deserialize::<u32>().ok()
 }
 
 /// Walks the object tree of `service` from `path` (by introspection) to the first object with
@@ -251,16 +295,16 @@ fn find_item<'a>(
         if depth > 8 {
             return None;
         }
-        let reply = connection
-            .call_method(
-                Some(service),
-                path,
-                Some("org.freedesktop.DBus.Introspectable"),
-                "Introspect",
-                &(),
-            )
-            .await
-            .ok()?;
+        let reply = call(
+            &connection,
+            service,
+            path,
+            "org.freedesktop.DBus.Introspectable",
+            "Introspect",
+            &(),
+        )
+        .await
+        .ok()?;
         let xml: String = reply.body().deserialize().ok()?;
         if xml.contains(&format!("interface name=\"{SNI}\"")) {
             return ObjectPath::try_from(path).ok().map(Into::into);
@@ -294,16 +338,16 @@ async fn menu_of(
     service: &str,
     item: &OwnedObjectPath,
 ) -> Option<OwnedObjectPath> {
-    let reply = connection
-        .call_method(
-            Some(service),
-            item.as_str(),
-            Some("org.freedesktop.DBus.Properties"),
-            "Get",
-            &(SNI, "Menu"),
-        )
-        .await
-        .ok()?;
+    let reply = call(
+        &connection,
+        service,
+        item.as_str(),
+        "org.freedesktop.DBus.Properties",
+        "Get",
+        &(SNI, "Menu"),
+    )
+    .await
+    .ok()?;
     let value: OwnedValue = reply.body().deserialize().ok()?;
     let path = OwnedObjectPath::try_from(value).ok()?;
     (path.as_str() != "/").then_some(path)
