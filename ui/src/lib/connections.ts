@@ -1,5 +1,6 @@
 //! What the Connections view says about a connection that is not active, and how to fix it with
-//! the commands that exist today (the IPC contract has no reconnect command yet).
+//! the CLI (the IPC contract has no reconnect command: signing in again runs in the browser
+//! through `gatehouse connections reconnect`).
 import type { ConnectionView } from "./types";
 
 export type Reconnect = { text: string; commands: string[] };
@@ -11,9 +12,9 @@ export function reconnectHint(c: Pick<ConnectionView, "name" | "kind" | "status"
     return {
       text:
         c.status === "expired"
-          ? "The provider no longer accepts its refresh token. Sign in to the account again:"
-          : "This account is disconnected. Connect it again:",
-      commands: [rm],
+          ? "The provider no longer accepts its refresh token. Sign in to the account again (this opens your browser):"
+          : "This account is disconnected. Sign in to it again:",
+      commands: [`gatehouse connections reconnect ${c.name}`],
     };
   }
   const flag = c.kind === "api_key" ? "--api-key" : "--bearer";
