@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { agentName, isSuspended, liveGrants, nextExpiry } from "./agents";
+import { agentName, byStanding, isSuspended, liveGrants, nextExpiry } from "./agents";
 import type { AgentOverview, Grant, Token } from "./types";
 
 const grant = (id: number, created_at: number, revoked_at: number | null = null): Grant => ({
@@ -77,4 +77,18 @@ describe("isSuspended", () => {
     [null, false],
     [1_700_000_000_000, true],
   ])("suspended_at %s → %s", (suspended_at, want) => expect(isSuspended({ suspended_at })).toBe(want));
+});
+
+describe("byStanding", () => {
+  it("active by last seen, then suspended, then revoked", () => {
+    const mk = (client_id: string, over: Partial<AgentOverview>) => ({ ...agent([], []), client_id, ...over });
+    const list = [
+      mk("revoked", { revoked_at: 5, last_seen_at: 900 }),
+      mk("old", { last_seen_at: 100 }),
+      mk("suspended", { suspended_at: 7, last_seen_at: 800 }),
+      mk("recent", { last_seen_at: 700 }),
+      mk("never-seen", { created_at: 50 }),
+    ];
+    expect(byStanding(list).map((a) => a.client_id)).toEqual(["recent", "old", "never-seen", "suspended", "revoked"]);
+  });
 });

@@ -34,3 +34,10 @@ export function nextExpiry(a: AgentOverview): number | null {
 export function isSuspended(a: Pick<AgentOverview, "suspended_at">): boolean {
   return a.suspended_at !== null;
 }
+
+/** Active agents first (most recently seen first), then suspended, then revoked. */
+export function byStanding(agents: AgentOverview[]): AgentOverview[] {
+  const rank = (a: AgentOverview) => (a.revoked_at !== null ? 2 : a.suspended_at !== null ? 1 : 0);
+  const seen = (a: AgentOverview) => a.last_seen_at ?? a.created_at;
+  return [...agents].sort((x, y) => rank(x) - rank(y) || seen(y) - seen(x));
+}
