@@ -85,7 +85,10 @@ pub fn router(authority: Arc<Authority>, port: u16, upstreams: Arc<dyn Upstreams
         ))
         .with_state(state)
         .merge(gateway)
-        .merge(connect::router(gatehouse_core::vault::oauth::ConnectFlows::shared(), port))
+        .merge(connect::router(
+            gatehouse_core::vault::oauth::ConnectFlows::shared(),
+            port,
+        ))
 }
 
 /// Serves until `shutdown` completes, then finishes in-flight requests.
@@ -103,6 +106,11 @@ pub async fn serve(
         ));
     }
     let app = router(authority, addr.port(), upstreams);
+    // Without TCP_NODELAY a response written in two parts (headers, then a body that was not
+    // ready yet, as the gateway's) waits for the client's delayed ACK: about 40 ms on Linux.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |s: &mut tokio::net::TcpStream| {
+        let _ = s.set_nodelay(true);
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
