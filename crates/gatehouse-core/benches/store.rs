@@ -318,10 +318,15 @@ fn activity_queries() -> Vec<(&'static str, EventQuery)> {
             "text_rare_token_id",
             q(|q| q.text = Some(format!("{:016x}", mix(777 ^ 1)))),
         ),
-        // An agent by the prefix of its client id, as typed into the search box.
+        // An agent's client id, pasted into the search box.
+        ("text_agent_id", q(|q| q.text = Some(agent_id(PAGED_AGENT)))),
+        // A phrase of common words.
+        ("text_phrase", q(|q| q.text = Some("api.github.com".into()))),
+        // Prefixes (opt-in with '*'): one common token, and one covering all 100 agents' ids.
+        ("text_prefix_common", q(|q| q.text = Some("githu*".into()))),
         (
-            "text_agent_prefix",
-            q(|q| q.text = Some(agent_id(PAGED_AGENT)[..20].to_owned())),
+            "text_prefix_100_agents",
+            q(|q| q.text = Some("agt_00000*".into())),
         ),
         (
             "text_and_kind",

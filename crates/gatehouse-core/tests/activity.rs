@@ -151,17 +151,40 @@ async fn every_filter_pages_exactly_what_a_full_scan_finds() {
             Box::new(|e| e.detail["to"] == "alex@contractor.example"),
         ),
         (
-            // A prefix of the last word, and words in any order.
+            // Chunks in any order, each a phrase; a prefix when it ends in '*'.
             EventQuery {
-                text: Some("github api.git".into()),
+                text: Some("repos api.github.c*".into()),
                 ..Default::default()
             },
             Box::new(|e| e.detail.get("url").is_some()),
         ),
         (
+            // Whole tokens unless asked: a part of a word is not a word.
+            EventQuery {
+                text: Some("contract".into()),
+                ..Default::default()
+            },
+            Box::new(|_| false),
+        ),
+        (
+            EventQuery {
+                text: Some("contract*".into()),
+                ..Default::default()
+            },
+            Box::new(|e| e.detail["to"] == "alex@contractor.example"),
+        ),
+        (
+            // A phrase keeps its order.
+            EventQuery {
+                text: Some("example.contractor".into()),
+                ..Default::default()
+            },
+            Box::new(|_| false),
+        ),
+        (
             // A client id is one token ('_' joins), found by its prefix.
             EventQuery {
-                text: Some("agt_bet".into()),
+                text: Some("agt_bet*".into()),
                 kinds: vec!["token.issued".into(), "gateway.call".into()],
                 ..Default::default()
             },
@@ -194,7 +217,10 @@ async fn every_filter_pages_exactly_what_a_full_scan_finds() {
     ];
     for (q, keep) in cases {
         let want = expected(&all, keep);
-        let none_wanted = q.text.as_deref() == Some("nothing-like-this-anywhere");
+        let none_wanted = matches!(
+            q.text.as_deref(),
+            Some("nothing-like-this-anywhere" | "contract" | "example.contractor")
+        );
         assert_eq!(want.is_empty(), none_wanted, "{q:?} must find some");
         let got = all_pages(&env, page(q.clone())).await;
         assert_eq!(got, want, "{q:?}");
@@ -217,6 +243,9 @@ async fn every_filter_pages_exactly_what_a_full_scan_finds() {
     for text in [
         "\"",
         "*",
+        "**",
+        "a\"b*",
+        "_",
         "NEAR(a b)",
         "detail:alex",
         "a AND OR NOT",
