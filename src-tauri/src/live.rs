@@ -4,11 +4,11 @@
 //! changed (`gatehouse://approvals`, `gatehouse://decided`, `gatehouse://status`).
 
 use std::collections::HashSet;
-use std::time::Duration;
 
 use gatehouse_core::admin;
 use gatehouse_core::approvals::{ApprovalNotice, ApprovalView};
 use gatehouse_core::audit::Event;
+use gatehouse_core::vault::VaultStatus;
 use tauri::{AppHandle, Emitter, Manager};
 use tokio::sync::{Notify, broadcast};
 
@@ -21,9 +21,6 @@ pub const APPROVALS: &str = "gatehouse://approvals";
 pub const DECIDED: &str = "gatehouse://decided";
 pub const STATUS: &str = "gatehouse://status";
 
-/// How often the vault's keyring is probed again (it may be unlocked or locked at any time).
-const VAULT_PROBE: Duration = Duration::from_secs(30);
-
 /// Asks the live task to re-read everything now.
 #[derive(Debug, Default)]
 pub struct Poke(Notify);
@@ -32,11 +29,16 @@ pub fn poke(app: &AppHandle) {
     app.state::<Poke>().0.notify_one();
 }
 
-/// Whether an audit event can change the pending list, the pause switch or the vault.
+/// Whether an audit event can change the vault's state (worth probing the keyring again).
+fn changes_vault(kind: &str) -> bool {
+    kind.starts_with("connection.")
+}
+
+/// Whether an audit event can change the pending list or the pause switch.
 fn changes_state(kind: &str) -> bool {
     kind.starts_with("consent.")
         || kind.starts_with("action.")
-        || kind.starts_with("connection.")
+        || changes_vault(kind)
         || matches!(
             kind,
             "agent.revoked"
@@ -53,6 +55,10 @@ fn changes_state(kind: &str) -> bool {
 struct Seen {
     pending: Vec<ApprovalView>,
     status: Option<AppStatus>,
+    /// The keyring's state as last probed. A probe writes and deletes a keyring entry (and may
+    /// make a locked keyring ask for its password), so it runs at start-up and after connection
+    /// changes only; the `status` command probes afresh when a window asks.
+    vault: Option<VaultStatus>,
     started: bool,
 }
 
@@ -63,8 +69,6 @@ pub async fn run(
     mut feed: broadcast::Receiver<Event>,
 ) {
     let mut seen = Seen::default();
-    let mut vault_probe = tokio::time::interval(VAULT_PROBE);
-    vault_probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let poke = app.state::<Poke>();
     refresh(&app, &mut seen, false).await;
     loop {
@@ -79,6 +83,9 @@ pub async fn run(
                     if let Err(e) = app.emit(EVENT, &event) {
                         tracing::warn!(error = %e, "cannot forward an audit event");
                     }
+                    if changes_vault(&event.kind) {
+                        seen.vault = None;
+                    }
                     if !changes_state(&event.kind) {
                         continue;
                     }
@@ -88,7 +95,6 @@ pub async fn run(
                 }
                 Err(broadcast::error::RecvError::Closed) => break,
             },
-            _ = vault_probe.tick() => {}
             // A poke follows a tray click: the tray is redrawn even if nothing changed, so a
             // check mark GTK flipped on a failed pause goes back.
             _ = poke.0.notified() => redraw_tray = true,
@@ -113,7 +119,14 @@ async fn refresh(app: &AppHandle, seen: &mut Seen, redraw_tray: bool) {
             return;
         }
     };
-    let vault = desktop.vault.status().await;
+    let vault = match &seen.vault {
+        Some(v) => v.clone(),
+        None => {
+            let v = desktop.vault.status().await;
+            seen.vault = Some(v.clone());
+            v
+        }
+    };
     let status = ops::app_status(&desktop, paused, pending.len(), vault);
 
     let before: HashSet<&str> = seen.pending.iter().map(|v| v.id.as_str()).collect();

@@ -128,6 +128,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         .manage(Mutex::new(ConsentQueue::default()))
         .manage(notifier)
         .manage(live::Poke::default())
+        .manage(tray::Shown::default())
         .invoke_handler(tauri::generate_handler![
             commands::status,
             commands::approvals_pending,

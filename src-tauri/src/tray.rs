@@ -4,9 +4,11 @@
 
 use gatehouse_core::admin;
 use gatehouse_core::approvals::{ApprovalView, Decision};
+use std::sync::Mutex;
 use tauri::image::Image;
 use tauri::menu::{CheckMenuItem, Menu, MenuEvent, MenuItem, PredefinedMenuItem, Submenu};
 use tauri::tray::TrayIconBuilder;
+
 use tauri::{AppHandle, Manager, Wry};
 
 use crate::state::{BY, Desktop};
@@ -95,15 +97,33 @@ fn tooltip(pending: usize) -> String {
     format!("Gatehouse — {pending} pending")
 }
 
+/// The icon the tray shows now: set again only when it changes (on Linux each change writes a
+/// temporary PNG for the indicator).
+#[derive(Debug)]
+pub struct Shown(Mutex<Look>);
+
+impl Default for Shown {
+    fn default() -> Self {
+        Self(Mutex::new(Look::Idle))
+    }
+}
+
 /// Rebuilds the menu and switches the icon for the current pending list and pause state.
 pub fn update(app: &AppHandle, pending: &[ApprovalView], paused: bool) {
     let Some(tray) = app.tray_by_id(TRAY_ID) else {
         return;
     };
+    let look = Look::of(paused, pending.len());
     let result = (|| -> tauri::Result<()> {
         let menu = build_menu(app, pending, paused)?;
         tray.set_menu(Some(menu))?;
-        tray.set_icon(Some(Look::of(paused, pending.len()).icon()?))?;
+        let shown = app.state::<Shown>();
+        let mut current = shown.0.lock().unwrap_or_else(|p| p.into_inner());
+        if *current != look {
+            tray.set_icon(Some(look.icon()?))?;
+            *current = look;
+        }
+        drop(current);
         tray.set_tooltip(Some(tooltip(pending.len())))?;
         Ok(())
     })();
