@@ -8,7 +8,6 @@ use std::collections::HashSet;
 use gatehouse_core::admin;
 use gatehouse_core::approvals::{ApprovalNotice, ApprovalView};
 use gatehouse_core::audit::Event;
-use gatehouse_core::vault::VaultStatus;
 use tauri::{AppHandle, Emitter, Manager};
 use tokio::sync::{Notify, broadcast};
 
@@ -55,10 +54,6 @@ fn changes_state(kind: &str) -> bool {
 struct Seen {
     pending: Vec<ApprovalView>,
     status: Option<AppStatus>,
-    /// The keyring's state as last probed. A probe writes and deletes a keyring entry (and may
-    /// make a locked keyring ask for its password), so it runs at start-up and after connection
-    /// changes only; the `status` command probes afresh when a window asks.
-    vault: Option<VaultStatus>,
     started: bool,
 }
 
@@ -84,7 +79,7 @@ pub async fn run(
                         tracing::warn!(error = %e, "cannot forward an audit event");
                     }
                     if changes_vault(&event.kind) {
-                        seen.vault = None;
+                        app.state::<Desktop>().forget_vault_status();
                     }
                     if !changes_state(&event.kind) {
                         continue;
@@ -119,14 +114,7 @@ async fn refresh(app: &AppHandle, seen: &mut Seen, redraw_tray: bool) {
             return;
         }
     };
-    let vault = match &seen.vault {
-        Some(v) => v.clone(),
-        None => {
-            let v = desktop.vault.status().await;
-            seen.vault = Some(v.clone());
-            v
-        }
-    };
+    let vault = desktop.vault_status().await;
     let status = ops::app_status(&desktop, paused, pending.len(), vault);
 
     let before: HashSet<&str> = seen.pending.iter().map(|v| v.id.as_str()).collect();

@@ -77,7 +77,7 @@ fn check_limit(limit: u32) -> Result<usize, IpcError> {
 pub async fn status(d: &Desktop) -> Result<AppStatus, IpcError> {
     let paused = admin::is_paused(&d.store).await?;
     let pending = d.authority.broker().pending().await?;
-    let vault = d.vault.status().await;
+    let vault = d.vault_status().await;
     Ok(app_status(d, paused, pending.len(), vault))
 }
 

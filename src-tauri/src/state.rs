@@ -3,10 +3,15 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use gatehouse_core::vault::Vault;
+use gatehouse_core::vault::{Vault, VaultStatus};
 use gatehouse_core::{Authority, Store};
 use gatehouse_server::instance::Instance;
+
+/// How long a keyring probe's answer is trusted. A probe writes and deletes a keyring entry (and
+/// may make a locked keyring ask for its password), so it is not repeated for every status read.
+const VAULT_STATUS_TTL: Duration = Duration::from_secs(300);
 
 /// Who the audit log names as having done what the person did in the app.
 pub const BY: &str = "desktop";
@@ -21,6 +26,8 @@ pub struct Desktop {
     pub vault: Vault,
     /// Taken (once) by the shutdown path; `None` afterwards.
     instance: Mutex<Option<Instance>>,
+    /// The keyring's state as last probed, and when.
+    vault_status: Mutex<Option<(Instant, VaultStatus)>>,
 }
 
 impl Desktop {
@@ -32,6 +39,30 @@ impl Desktop {
             store: instance.store().clone(),
             vault: instance.vault().clone(),
             instance: Mutex::new(Some(instance)),
+            vault_status: Mutex::new(None),
+        }
+    }
+
+    /// Whether the vault can reach the keyring: probed at most every few minutes, and again after
+    /// [`Desktop::forget_vault_status`].
+    pub async fn vault_status(&self) -> VaultStatus {
+        let cached = self.vault_status.lock().ok().and_then(|c| c.clone());
+        if let Some((at, status)) = cached
+            && at.elapsed() < VAULT_STATUS_TTL
+        {
+            return status;
+        }
+        let status = self.vault.status().await;
+        if let Ok(mut c) = self.vault_status.lock() {
+            *c = Some((Instant::now(), status.clone()));
+        }
+        status
+    }
+
+    /// A connection changed: probe the keyring on the next status read.
+    pub fn forget_vault_status(&self) {
+        if let Ok(mut c) = self.vault_status.lock() {
+            *c = None;
         }
     }
 
