@@ -250,7 +250,7 @@ where
 
 async fn list_names(connection: &zbus::Connection) -> Vec<String> {
     let Ok(reply) = call(
-        &connection,
+        connection,
         "org.freedesktop.DBus",
         "/org/freedesktop/DBus",
         "org.freedesktop.DBus",
@@ -270,7 +270,7 @@ async fn list_names(connection: &zbus::Connection) -> Vec<String> {
 /// The process id behind a bus name.
 async fn pid_of(connection: &zbus::Connection, name: &str) -> Option<u32> {
     let reply = call(
-        &connection,
+        connection,
         "org.freedesktop.DBus",
         "/org/freedesktop/DBus",
         "org.freedesktop.DBus",
@@ -296,7 +296,7 @@ fn find_item<'a>(
             return None;
         }
         let reply = call(
-            &connection,
+            connection,
             service,
             path,
             "org.freedesktop.DBus.Introspectable",
@@ -339,7 +339,7 @@ async fn menu_of(
     item: &OwnedObjectPath,
 ) -> Option<OwnedObjectPath> {
     let reply = call(
-        &connection,
+        connection,
         service,
         item.as_str(),
         "org.freedesktop.DBus.Properties",

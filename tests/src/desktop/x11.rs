@@ -100,7 +100,9 @@ pub fn request_close(title: &str) -> usize {
     let delete = atom(&conn, "WM_DELETE_WINDOW");
     for &w in &targets {
         let event = ClientMessageEvent::new(32, w, protocols, [delete, 0, 0, 0, 0]);
-        conn.send_event(false, w, EventMask::NO_EVENT, event)
+        // Delivered to the clients that select StructureNotify on the window (GDK does): with an
+        // empty mask GTK was seen ignoring it.
+        conn.send_event(false, w, EventMask::STRUCTURE_NOTIFY, event)
             .expect("send WM_DELETE_WINDOW");
     }
     conn.flush().expect("flush the X connection");
