@@ -431,13 +431,10 @@ async fn decide_and_forward(
     let Some(bearer) = bearer(req.headers()) else {
         return refusal(&Refusal::NoToken, &iss, name);
     };
-    // Both are reads on the blocking pool; side by side they cost one round trip, not two. The
-    // token's answer still comes first: a caller without a valid token learns nothing about the
-    // connection.
-    let (token, upstream) = tokio::join!(
-        authority.authenticate_resource_call(&bearer),
-        s.upstreams.resolve(name)
-    );
+    // The token first, the connection after: a caller without a valid token never makes the
+    // gateway look up (or read the keyring for) a connection. Running both reads side by side
+    // measured no faster under load at c=16.
+    let token = authority.authenticate_resource_call(&bearer).await;
     let token = match token {
         Ok(t) => t,
         Err(r) => return refusal(&r, &iss, name),
@@ -450,7 +447,7 @@ async fn decide_and_forward(
     if let Err(r) = gateway::check_token(Some(presented), &iss, name, &method) {
         return refusal(&r, &iss, name);
     }
-    let upstream = match upstream {
+    let upstream = match s.upstreams.resolve(name).await {
         Ok(u) => u,
         Err(UpstreamError::Unknown) => return not_found(name),
         Err(UpstreamError::Sealed(reason)) => {
