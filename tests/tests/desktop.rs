@@ -881,6 +881,15 @@ async fn sigterm_stops_cleanly_and_releases_the_data_dir() {
     let _serial = desktop::serial().await;
     let _daemon = NotificationDaemon::start().await;
     let dir = TempDir::new().expect("temp dir");
+    // Right after the listening line (the moment scripts and tests learn the app is up), while
+    // the windows and the tray may still be starting.
+    let early = App::start_hidden(dir.path(), &[]);
+    let status = early.stop();
+    assert!(
+        status.success(),
+        "exit 0 on a SIGTERM right after start-up, got {status}"
+    );
+
     let app = App::start_hidden(dir.path(), &[]);
     let http = flow::http();
     let agent = register(&http, &app.issuer, "Before stop", &[CIBA]).await;
