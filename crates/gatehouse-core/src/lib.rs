@@ -74,7 +74,10 @@ mod ts_bindings {
         let kill = admin::KillSummary::decl();
         assert!(kill.contains("pendingDenied: number"), "{kill}");
         let settings = settings::Settings::decl();
-        assert!(settings.contains("approvalTimeoutSecs: number"), "{settings}");
+        assert!(
+            settings.contains("approvalTimeoutSecs: number"),
+            "{settings}"
+        );
         assert!(settings.contains("listen: string | null"), "{settings}");
         assert!(settings.contains("startAtLogin: boolean"), "{settings}");
         assert_eq!(

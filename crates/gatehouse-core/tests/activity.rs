@@ -87,6 +87,9 @@ async fn all_pages(env: &Env, mut q: EventQuery) -> Vec<i64> {
     }
 }
 
+/// Which events a case expects, decided on each event of a full scan.
+type Keep = Box<dyn Fn(&Event) -> bool>;
+
 fn expected(all: &[Event], keep: impl Fn(&Event) -> bool) -> Vec<i64> {
     all.iter().filter(|e| keep(e)).map(|e| e.id).collect()
 }
@@ -99,7 +102,7 @@ async fn every_filter_pages_exactly_what_a_full_scan_finds() {
     assert_eq!(all.len(), 1234);
     let page = |q: EventQuery| EventQuery { limit: 37, ..q };
 
-    let cases: Vec<(EventQuery, Box<dyn Fn(&Event) -> bool>)> = vec![
+    let cases: Vec<(EventQuery, Keep)> = vec![
         (EventQuery::default(), Box::new(|_| true)),
         (
             EventQuery {
