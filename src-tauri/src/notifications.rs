@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use gatehouse_core::approvals::{ApprovalView, Decision};
+use gatehouse_core::store::approvals::ApprovalStatus;
 use notify_rust::{Notification, Timeout};
 use tauri::{AppHandle, Manager};
 
@@ -142,6 +143,15 @@ fn show_and_wait(app: &AppHandle, view: &ApprovalView) {
     let notifier = app.state::<Notifier>();
     notifier.remember(&view.id, handle.id());
     let id = view.id.clone();
+    // Decided while the notification was being shown (before it could be remembered): the live
+    // task's close found nothing to close, so close it here.
+    let desktop = app.state::<Desktop>();
+    let still_pending = tauri::async_runtime::block_on(ops::approval_get(&desktop, id.clone()))
+        .map(|a| a.status == ApprovalStatus::Pending)
+        .unwrap_or(true);
+    if !still_pending {
+        close(app, &id);
+    }
     // Returns on the first ActionInvoked or NotificationClosed for this notification; a close
     // after an action is never seen here, so it cannot count as a second answer.
     handle.wait_for_action(|action| {
@@ -156,7 +166,6 @@ fn show_and_wait(app: &AppHandle, view: &ApprovalView) {
             }
             Act::Nothing => return,
         };
-        let desktop = app.state::<Desktop>();
         let decided = tauri::async_runtime::block_on(ops::decide(&desktop, &id, decision, CHANNEL));
         if let Err(e) = decided {
             tracing::info!(approval = %id, error = %e, "notification decision not taken");
