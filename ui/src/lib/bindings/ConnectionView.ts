@@ -2,7 +2,7 @@
 
 /**
  * A vault connection as the Connections view shows it: its metadata, never its secret (which
- * only the OS keyring holds). The same fields the core's `ConnectionView` serializes.
+ * only the OS keyring holds). The same fields the core's `ConnectionRow` serializes.
  */
 export type ConnectionView = { id: number, name: string, 
 /**

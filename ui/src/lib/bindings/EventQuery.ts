@@ -21,7 +21,8 @@ since?: number | null,
  */
 until?: number | null, 
 /**
- * Words to find in the kind, client id or detail; the last may be a prefix.
+ * Words to find in the kind, client id or detail, all of them, whole (`word*` for a prefix);
+ * see [`fts_query`].
  */
 text?: string | null, 
 /**
