@@ -71,6 +71,12 @@ pub type UpstreamFuture<'a> =
 /// The source of connections and their credentials (the vault).
 pub trait Upstreams: Send + Sync + Debug {
     fn resolve<'a>(&'a self, connection: &'a str) -> UpstreamFuture<'a>;
+
+    /// Like [`Upstreams::resolve`], for a connection whose row the caller has just read (the
+    /// vault then skips its own read of the row).
+    fn resolve_row<'a>(&'a self, row: &'a ConnectionRow) -> UpstreamFuture<'a> {
+        self.resolve(&row.name)
+    }
 }
 
 /// A cached credential stays usable only while its connection expires later than this from
@@ -246,9 +252,15 @@ impl Upstreams for VaultUpstreams {
                     return Err(upstream_error(connection, e));
                 }
             };
-            match self.cached(connection, &RowVersion::of(&row)) {
+            self.resolve_row(&row).await
+        })
+    }
+
+    fn resolve_row<'a>(&'a self, row: &'a ConnectionRow) -> UpstreamFuture<'a> {
+        Box::pin(async move {
+            match self.cached(&row.name, &RowVersion::of(row)) {
                 Some(u) => Ok(u),
-                None => self.read_vault(connection).await,
+                None => self.read_vault(&row.name).await,
             }
         })
     }
@@ -316,6 +328,31 @@ async fn metadata(State(s): State<GatewayState>, Path(name): Path<String>) -> Re
                 "bearer_methods_supported": ["header"],
                 "resource_name": format!("Gatehouse gateway to {name}"),
             }),
+        ),
+    }
+}
+
+fn temporarily_unavailable() -> Response {
+    json(
+        StatusCode::SERVICE_UNAVAILABLE,
+        serde_json::json!({ "error": "temporarily_unavailable", "error_description": "the policy could not be read" }),
+    )
+}
+
+fn upstream_refusal(name: &str, e: UpstreamError) -> Response {
+    match e {
+        UpstreamError::Unknown => not_found(name),
+        UpstreamError::Sealed(reason) => json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({ "error": "vault_sealed", "error_description": format!("the vault is sealed: {reason}") }),
+        ),
+        UpstreamError::NotActive(status) => json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({ "error": "connection_unavailable", "error_description": format!("the connection {name} is {status}: reconnect it in Gatehouse") }),
+        ),
+        UpstreamError::Unavailable(reason) => json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({ "error": "credential_unavailable", "error_description": reason }),
         ),
     }
 }
@@ -447,50 +484,47 @@ async fn decide_and_forward(
     if let Err(r) = gateway::check_token(Some(presented), &iss, name, &method) {
         return refusal(&r, &iss, name);
     }
-    let upstream = match s.upstreams.resolve(name).await {
-        Ok(u) => u,
-        Err(UpstreamError::Unknown) => return not_found(name),
-        Err(UpstreamError::Sealed(reason)) => {
-            return json(
-                StatusCode::SERVICE_UNAVAILABLE,
-                serde_json::json!({ "error": "vault_sealed", "error_description": format!("the vault is sealed: {reason}") }),
-            );
-        }
-        Err(UpstreamError::NotActive(status)) => {
-            return json(
-                StatusCode::SERVICE_UNAVAILABLE,
-                serde_json::json!({ "error": "connection_unavailable", "error_description": format!("the connection {name} is {status}: reconnect it in Gatehouse") }),
-            );
-        }
-        Err(UpstreamError::Unavailable(reason)) => {
-            return json(
-                StatusCode::SERVICE_UNAVAILABLE,
-                serde_json::json!({ "error": "credential_unavailable", "error_description": reason }),
-            );
+    // The connection's row and the policy in one read; the row then says whether the cached
+    // credential is still good.
+    let query = req.uri().query();
+    let lookup = match gateway::lookup_call(authority, &token.client_id, name, path, query).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the connection and the policy");
+            return temporarily_unavailable();
         }
     };
-    let Some(url) = gateway::upstream_url(&upstream.base_url, path, req.uri().query()) else {
+    let (resolved, early) = match &lookup {
+        Some(l) => (s.upstreams.resolve_row(&l.row).await, l.decision.as_ref()),
+        None => (s.upstreams.resolve(name).await, None),
+    };
+    let upstream = match resolved {
+        Ok(u) => u,
+        Err(e) => return upstream_refusal(name, e),
+    };
+    let Some(url) = gateway::upstream_url(&upstream.base_url, path, query) else {
         return json(
             StatusCode::BAD_REQUEST,
             serde_json::json!({ "error": "invalid_request", "error_description": "the path may not contain . or .. segments" }),
         );
     };
-    let decision = match authority
-        .policy_decide(
-            &token.client_id,
-            vec![gateway::API_REQUEST.into()],
-            vec![url.clone()],
-        )
-        .await
-    {
-        Ok(d) => d,
-        Err(e) => {
-            tracing::warn!(error = %e, "policy unavailable");
-            return json(
-                StatusCode::SERVICE_UNAVAILABLE,
-                serde_json::json!({ "error": "temporarily_unavailable", "error_description": "the policy could not be read" }),
-            );
-        }
+    let decision = match early {
+        // Decided for this very URL (the credential's row may be newer than the one read).
+        Some((decided_for, d)) if *decided_for == url => d.clone(),
+        _ => match authority
+            .policy_decide(
+                &token.client_id,
+                vec![gateway::API_REQUEST.into()],
+                vec![url.clone()],
+            )
+            .await
+        {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "policy unavailable");
+                return temporarily_unavailable();
+            }
+        },
     };
     let verdict = gateway::apply_policy(&decision, &method);
     audit.decision = verdict.as_str();

@@ -17,6 +17,7 @@ use crate::policy::{DenyReason, PAUSED_MESSAGE, PolicyDecision};
 use crate::secret::random_id;
 use crate::store::StoreError;
 use crate::store::agents;
+use crate::store::connections::ConnectionRow;
 
 pub mod summary;
 
@@ -226,6 +227,57 @@ pub fn upstream_url(base_url: &str, path: &str, query: Option<&str>) -> Option<S
         url.push_str(q);
     }
     Some(url)
+}
+
+/// What one read of the database says about a call to a connection that exists.
+#[derive(Debug, Clone)]
+pub struct CallLookup {
+    /// The connection's row, as read in the same transaction as the policy.
+    pub row: ConnectionRow,
+    /// The upstream URL and the policy's answer for it; `None` when the path is refused
+    /// ([`upstream_url`]).
+    pub decision: Option<(String, PolicyDecision)>,
+}
+
+/// Reads a connection's row and evaluates the policy for the call's upstream URL in ONE read
+/// transaction (each read transaction after a write costs a page-cache revalidation, and the
+/// gateway writes an audit event per call). `None` when there is no such connection.
+pub async fn lookup_call(
+    authority: &Authority,
+    client_id: &str,
+    connection: &str,
+    path: &str,
+    query: Option<&str>,
+) -> Result<Option<CallLookup>, StoreError> {
+    let now = authority.clock().now();
+    let session_id = authority.session_id().to_owned();
+    let (client_id, connection, path, query) = (
+        client_id.to_owned(),
+        connection.to_owned(),
+        path.to_owned(),
+        query.map(str::to_owned),
+    );
+    authority
+        .store()
+        .read(move |c| -> Result<Option<CallLookup>, StoreError> {
+            let Some(row) = crate::store::connections::get(c, &connection)? else {
+                return Ok(None);
+            };
+            let decision = match upstream_url(&row.base_url, &path, query.as_deref()) {
+                None => None,
+                Some(url) => {
+                    let request = crate::policy::PolicyRequest {
+                        client_id,
+                        actions: vec![API_REQUEST.into()],
+                        resources: vec![url.clone()],
+                    };
+                    let d = crate::policy::evaluate(c, &request, now, &session_id)?;
+                    Some((url, d))
+                }
+            };
+            Ok(Some(CallLookup { row, decision }))
+        })
+        .await
 }
 
 /// Files an action approval for a held gateway call and announces it; returns its id. The person
