@@ -423,13 +423,23 @@ pub fn fts_query(text: &str) -> Option<String> {
 ///
 /// Each filter picks its index: text search walks the FTS index in descending rowid order (and
 /// stops after a page); one kind walks `(kind, id)`; several kinds walk each kind's index and
-/// merge; an agent walks `(client_id, id)`; otherwise the primary key. Time bounds and outcome
-/// are checked on the rows walked.
+/// merge; an agent walks `(client_id, id)`; otherwise the primary key. Time bounds first narrow
+/// the ids to walk ([`id_bounds`]), then are checked on the rows walked, as is the outcome.
 pub fn query(conn: &Connection, q: &EventQuery) -> rusqlite::Result<Vec<Event>> {
     let limit = match q.limit {
         0 => DEFAULT_PAGE,
         n => n.min(MAX_PAGE),
     };
+    let (after, before) = id_bounds(conn, q.since, q.until)?;
+    let before = before.min(q.before_id.unwrap_or(i64::MAX));
+    if before <= after.saturating_add(1) {
+        return Ok(Vec::new());
+    }
+    let bounded = EventQuery {
+        before_id: Some(before),
+        ..q.clone()
+    };
+    let q = &bounded;
     let text = q.text.as_deref().and_then(fts_query);
     let mut kinds: Vec<&str> = q.kinds.iter().map(String::as_str).collect();
     kinds.sort_unstable();
@@ -437,7 +447,7 @@ pub fn query(conn: &Connection, q: &EventQuery) -> rusqlite::Result<Vec<Event>> 
     if text.is_none() && kinds.len() > 1 {
         let mut merged: Vec<Event> = Vec::new();
         for kind in kinds {
-            merged.extend(query_one(conn, q, None, Some(kind), limit)?);
+            merged.extend(query_one(conn, q, after, None, Some(kind), limit)?);
         }
         merged.sort_unstable_by_key(|e| std::cmp::Reverse(e.id));
         merged.truncate(limit);
@@ -448,14 +458,85 @@ pub fn query(conn: &Connection, q: &EventQuery) -> rusqlite::Result<Vec<Event>> 
         _ => None,
     };
     match (text, kinds.len()) {
-        (Some(t), n) if n > 1 => query_many_kinds_text(conn, q, &t, &kinds, limit),
-        (t, _) => query_one(conn, q, t.as_deref(), kind, limit),
+        (Some(t), n) if n > 1 => query_many_kinds_text(conn, q, after, &t, &kinds, limit),
+        (t, _) => query_one(conn, q, after, t.as_deref(), kind, limit),
     }
 }
 
-/// The shared WHERE clauses (besides text and kind) and their parameters, numbered from `first`.
+/// How far an event's time may fall before an older event's: clocks of different processes, and
+/// a write stamped before it waited for another process's lock. Bounds taken from times allow
+/// this much; a clock stepped back further than this can hide events from a time filter.
+const TS_SKEW_MS: Millis = 3_600_000;
+
+/// The time of the first event at or after `id`.
+fn ts_from(conn: &Connection, id: i64) -> rusqlite::Result<Option<Millis>> {
+    conn.prepare_cached("SELECT ts FROM events WHERE id >= ?1 ORDER BY id LIMIT 1")?
+        .query_row([id], |r| r.get(0))
+        .optional()
+}
+
+/// Ids outside which no event of the time range `since..=until` lies: `(after, before)`, both
+/// exclusive, found by binary search on the primary key (times rise with ids, up to
+/// [`TS_SKEW_MS`]), so a time filter walks only its part of the log. Each bound is an event whose
+/// time is beyond the range by more than the skew; every event in the range is on the near side
+/// of it.
+pub fn id_bounds(
+    conn: &Connection,
+    since: Option<Millis>,
+    until: Option<Millis>,
+) -> rusqlite::Result<(i64, i64)> {
+    let (mut after, mut before) = (0, i64::MAX);
+    if since.is_none() && until.is_none() {
+        return Ok((after, before));
+    }
+    let (first, last): (Option<i64>, Option<i64>) =
+        conn.query_row("SELECT MIN(id), MAX(id) FROM events", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    let (Some(first), Some(last)) = (first, last) else {
+        return Ok((after, before));
+    };
+    let ts = |id| ts_from(conn, id).map(|t| t.unwrap_or(Millis::MAX));
+    if let Some(until) = until {
+        let limit = until.saturating_add(TS_SKEW_MS);
+        if ts(last)? > limit {
+            // Invariant: ts(hi) > limit.
+            let (mut lo, mut hi) = (first, last);
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                if ts(mid)? > limit {
+                    hi = mid;
+                } else {
+                    lo = mid + 1;
+                }
+            }
+            before = hi;
+        }
+    }
+    if let Some(since) = since {
+        let limit = since.saturating_sub(TS_SKEW_MS);
+        if ts(first)? < limit {
+            // Invariant: ts(lo) < limit.
+            let (mut lo, mut hi) = (first, last);
+            while lo < hi {
+                let mid = lo + (hi - lo + 1) / 2;
+                if ts(mid)? < limit {
+                    lo = mid;
+                } else {
+                    hi = mid - 1;
+                }
+            }
+            after = lo;
+        }
+    }
+    Ok((after, before))
+}
+
+/// The shared WHERE clauses (besides text and kind), their parameters numbered after those
+/// already in `params`.
 fn common_filters(
     q: &EventQuery,
+    after: i64,
     col: &str,
     clauses: &mut Vec<String>,
     params: &mut Vec<rusqlite::types::Value>,
@@ -469,6 +550,9 @@ fn common_filters(
         format!("{col}id < ?"),
         Value::Integer(q.before_id.unwrap_or(i64::MAX)),
     );
+    if after > 0 {
+        add(format!("{col}id > ?"), Value::Integer(after));
+    }
     if let Some(c) = &q.client_id {
         add(format!("{col}client_id = ?"), Value::Text(c.clone()));
     }
@@ -486,6 +570,7 @@ fn common_filters(
 fn query_one(
     conn: &Connection,
     q: &EventQuery,
+    after: i64,
     text: Option<&str>,
     kind: Option<&str>,
     limit: usize,
@@ -500,7 +585,11 @@ fn query_one(
             // The FTS side carries the keyset bound too, so the index scan starts below it.
             params.push(Value::Integer(q.before_id.unwrap_or(i64::MAX)));
             clauses.push(format!("events_fts.rowid < ?{}", params.len()));
-            common_filters(q, "e.", &mut clauses, &mut params);
+            if after > 0 {
+                params.push(Value::Integer(after));
+                clauses.push(format!("events_fts.rowid > ?{}", params.len()));
+            }
+            common_filters(q, after, "e.", &mut clauses, &mut params);
             if let Some(k) = kind {
                 params.push(Value::Text(k.to_owned()));
                 clauses.push(format!("e.kind = ?{}", params.len()));
@@ -515,7 +604,7 @@ fn query_one(
             )
         }
         None => {
-            common_filters(q, "", &mut clauses, &mut params);
+            common_filters(q, after, "", &mut clauses, &mut params);
             let index = match kind {
                 Some(k) => {
                     params.push(Value::Text(k.to_owned()));
@@ -542,6 +631,7 @@ fn query_one(
 fn query_many_kinds_text(
     conn: &Connection,
     q: &EventQuery,
+    after: i64,
     text: &str,
     kinds: &[&str],
     limit: usize,
@@ -551,7 +641,7 @@ fn query_many_kinds_text(
     cursor.kinds.clear();
     // Pages of the text search without the kind filter, keeping the wanted kinds, until full.
     loop {
-        let page = query_one(conn, &cursor, Some(text), None, MAX_PAGE)?;
+        let page = query_one(conn, &cursor, after, Some(text), None, MAX_PAGE)?;
         let n = page.len();
         let last = page.last().map(|e| e.id);
         out.extend(

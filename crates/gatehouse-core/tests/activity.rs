@@ -391,3 +391,57 @@ async fn exports_write_every_matching_event_across_pages() {
         assert_eq!(r[6].len(), 64);
     }
 }
+
+#[tokio::test]
+async fn time_filters_narrow_by_id_yet_keep_events_stamped_out_of_order() {
+    let env = Env::new();
+    // Rows as several processes could leave them: one a second, every 97th stamped 20 minutes
+    // early (a write that waited for another process, a slower clock), within the allowed skew.
+    let raw = env.raw();
+    let base = common::T0;
+    let ts_of = |i: i64| base + i * 1000 - if i % 97 == 0 { 1_200_000 } else { 0 };
+    {
+        let mut insert = raw
+            .prepare(
+                "INSERT INTO events (id, ts, kind, outcome, client_id, detail, prev_hash, hash) \
+                 VALUES (?1, ?2, 'token.issued', 'ok', 'agt_x', '{}', x'00', x'00')",
+            )
+            .unwrap();
+        raw.execute_batch("BEGIN").unwrap();
+        for i in 1..=20_000i64 {
+            insert.execute(rusqlite::params![i, ts_of(i)]).unwrap();
+        }
+        raw.execute_batch("COMMIT").unwrap();
+    }
+    let windows = [
+        (Some(base + 5_000_000), Some(base + 6_000_000)),
+        (Some(base + 19_000_000), None),
+        (None, Some(base + 1_500_000)),
+        (Some(base + 3_000_000), Some(base + 3_000_500)),
+        (Some(base + 30_000_000), None),
+        (None, Some(base - 1)),
+    ];
+    for (since, until) in windows {
+        let want: Vec<i64> = (1..=20_000i64)
+            .rev()
+            .filter(|&i| since.is_none_or(|s| ts_of(i) >= s) && until.is_none_or(|u| ts_of(i) <= u))
+            .collect();
+        let q = EventQuery {
+            since,
+            until,
+            limit: 1000,
+            ..Default::default()
+        };
+        let got = all_pages(&env, q).await;
+        assert_eq!(got, want, "since {since:?} until {until:?}");
+    }
+    // The bounds do narrow: a one-hour window walks about three hours of ids, not the log.
+    let (after, before) = audit::id_bounds(
+        &raw,
+        Some(base + 5_000_000),
+        Some(base + 5_000_000 + 3_600_000),
+    )
+    .unwrap();
+    assert!(after > 0 && before < 20_000, "({after}, {before})");
+    assert!(before - after < 4 * 3_600, "({after}, {before})");
+}
