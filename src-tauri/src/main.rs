@@ -29,7 +29,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use gatehouse_core::settings::{self, Settings};
-use gatehouse_core::{Clock, Store, StoreOptions, SystemClock};
+use gatehouse_core::{Clock, DataDirLock, Store, StoreError, StoreOptions, SystemClock};
 use gatehouse_server::instance::{Instance, InstanceOptions, StartError};
 use tauri::{AppHandle, Manager, RunEvent};
 
@@ -66,7 +66,19 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         .context("cannot listen for SIGTERM and SIGINT")?;
     let data_dir = args::data_dir(&args)?;
     let busy_timeout = Duration::from_millis(args.busy_timeout_ms);
-    let saved = saved_settings(&data_dir, busy_timeout);
+    // The lock is tried before the database is opened for the settings: a second launch hands
+    // off without touching the store another instance is using (nor migrating it under it).
+    let saved = match DataDirLock::acquire(&data_dir) {
+        Ok(lock) => {
+            let saved = saved_settings(&data_dir, busy_timeout);
+            // Released for the instance to take; a launch racing in between is handed off below.
+            drop(lock);
+            saved
+        }
+        Err(StoreError::Locked(_)) => return hand_off(&data_dir),
+        // The instance reports it properly when it tries the same.
+        Err(_) => Settings::default(),
+    };
     // The command line (and environment) win over the settings, which win over the defaults.
     let listen = match args.listen.or(saved.listen_addr()) {
         Some(addr) => addr,
@@ -89,16 +101,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     }));
     let instance = match started {
         Ok(instance) => instance,
-        Err(StartError::Locked { data_dir: locked }) => {
-            return match single_instance::hand_off(&locked) {
-                Ok(()) => {
-                    tracing::info!(data_dir = %locked.display(), "Gatehouse is already running on this data dir; showed it");
-                    Ok(ExitCode::SUCCESS)
-                }
-                // Not the app (e.g. `gatehouse serve`) or not answering: say who holds it.
-                Err(_) => Err(StartError::Locked { data_dir: locked }.into()),
-            };
-        }
+        Err(StartError::Locked { data_dir: locked }) => return hand_off(&locked),
         Err(e) => return Err(e.into()),
     };
     let notices = notices.context("the instance started without subscribing the app")?;
@@ -177,9 +180,24 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Another instance holds `data_dir`: ask it to show itself, and exit 0. When nothing answers
+/// (e.g. `gatehouse serve`, not the app, holds it), fail saying who holds it.
+fn hand_off(data_dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+    match single_instance::hand_off(data_dir) {
+        Ok(()) => {
+            tracing::info!(data_dir = %data_dir.display(), "Gatehouse is already running on this data dir; showed it");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(_) => Err(StartError::Locked {
+            data_dir: data_dir.to_path_buf(),
+        }
+        .into()),
+    }
+}
+
 /// The saved settings, read before the instance starts because they hold the listen address.
-/// Reading them does not need the data-dir lock (the CLI reads the same way while a server runs);
-/// a failure falls back to the defaults, and the instance then reports the real problem.
+/// Read while holding the data-dir lock; a failure falls back to the defaults, and the instance
+/// then reports the real problem.
 fn saved_settings(data_dir: &std::path::Path, busy_timeout: Duration) -> Settings {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = match Store::open(data_dir, StoreOptions { busy_timeout }, clock) {
