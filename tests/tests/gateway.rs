@@ -672,3 +672,55 @@ async fn the_prompt_summarizes_the_body_and_the_audit_counts_chunked_bytes() {
     assert_not_in_data_dir(dir.path(), &secret);
     remove_connection(dir.path(), &name);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_download_the_agent_abandons_is_audited_as_aborted() {
+    if !keyring_session() {
+        return;
+    }
+    let seen: Seen = Arc::default();
+    let base = fake_upstream(seen.clone()).await;
+    let name = format!("ab-{}", random_hex());
+    let secret = format!("sk_upstream_{}", random_hex());
+    let dir = data_dir_with(&name, &base, &secret);
+    let mut server = Server::start(dir.path(), &[]);
+    let http = flow::http();
+    let resource = format!("{}/gateway/{name}", server.issuer);
+    let token = agent_token(&mut server, &http, &resource, &format!("{name}:read")).await;
+
+    // 200 MB offered chunked; the agent reads one chunk and hangs up.
+    let total: u64 = 200 * 1024 * 1024;
+    let mut res = http
+        .get(format!("{resource}/chunks/{total}"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(res.status(), StatusCode::OK);
+    let first = res.chunk().await.expect("a chunk").expect("not empty");
+    assert!(!first.is_empty());
+    drop(res);
+
+    let path = format!("/chunks/{total}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let call = loop {
+        let found = gateway_calls(dir.path())
+            .into_iter()
+            .map(|v| v["detail"].clone())
+            .find(|d| d["path"] == path.as_str());
+        if let Some(c) = found {
+            break c;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no gateway.call for the abandoned download within 20 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(call["transfer"], "aborted", "{call}");
+    assert_eq!(call["status"], 200, "{call}");
+    let out = call["bytes_out"].as_u64().expect("bytes_out");
+    assert!(out > 0 && out < total, "{call}");
+    assert!(server.stop().success());
+    remove_connection(dir.path(), &name);
+}
