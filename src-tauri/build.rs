@@ -24,6 +24,10 @@ const COMMANDS: &[&str] = &[
     "settings_get",
     "settings_set",
     "connections_list",
+    "connection_reconnect",
+    "connection_connect",
+    "connection_add_key",
+    "connection_remove",
 ];
 
 fn main() {

@@ -14,6 +14,7 @@ use gatehouse_core::store::approvals::ApprovalStatus;
 use gatehouse_core::store::rules::RuleRow;
 use ts_rs::TS;
 
+use crate::connections::{AddKeyInput, ConnectInput, ConnectStarted, RemoveResult};
 use crate::error::{IpcError, IpcErrorCode};
 use crate::ops::{AppStatus, ConnectionView, DecidedNotice, DecisionInput, ExportResult};
 
@@ -59,6 +60,10 @@ fn export_bindings() {
     export::<DecidedNotice>(&dir);
     export::<ExportResult>(&dir);
     export::<ConnectionView>(&dir);
+    export::<ConnectInput>(&dir);
+    export::<AddKeyInput>(&dir);
+    export::<ConnectStarted>(&dir);
+    export::<RemoveResult>(&dir);
     // The core's (feature `ts`).
     export::<ApprovalView>(&dir);
     export::<ApprovalOverview>(&dir);

@@ -8,6 +8,7 @@
 mod args;
 mod autostart;
 mod commands;
+mod connections;
 mod describe;
 mod error;
 mod live;
@@ -152,6 +153,10 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             commands::settings_set,
             commands::kill_switch,
             commands::connections_list,
+            connections::connection_reconnect,
+            connections::connection_connect,
+            connections::connection_add_key,
+            connections::connection_remove,
         ])
         .setup(move |app| {
             let handle = app.handle().clone();
