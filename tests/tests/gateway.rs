@@ -3,7 +3,7 @@
 //! `resource={issuer}/gateway/NAME`, and a fake upstream API on loopback that records what it
 //! receives. Allow, ask approved, ask denied, ask timed out, wrong audience, missing scope, a
 //! 20 MB body both ways, the body summary in the prompt, exact byte counts of chunked bodies in
-//! the audit, and a sealed vault.
+//! the audit, an abandoned download audited as aborted, and a sealed vault.
 
 use std::path::Path;
 use std::pin::Pin;
