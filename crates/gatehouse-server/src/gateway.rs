@@ -25,7 +25,7 @@ use gatehouse_core::gateway::{self, Presented, Refusal, Verdict};
 use gatehouse_core::secret::Secret;
 use gatehouse_core::store::approvals::ApprovalStatus;
 use gatehouse_core::store::connections::ConnectionRow;
-use gatehouse_core::vault::{Vault, VaultError};
+use gatehouse_core::vault::{Vault, VaultError, oauth};
 use hyper::body::{Frame, SizeHint};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -79,10 +79,6 @@ pub trait Upstreams: Send + Sync + Debug {
     }
 }
 
-/// A cached credential stays usable only while its connection expires later than this from
-/// now, so the vault's own refresh-before-expiry always sees a call in time.
-const CACHE_EXPIRY_MARGIN_MS: i64 = 5 * 60 * 1000;
-
 /// What identifies a version of a connection's row: a removal, a re-add (new row id or creation
 /// time, even when SQLite reuses the id), a status change (disconnected, expired), a new expiry
 /// (a refresh) or another keyring entry or header all change it.
@@ -112,12 +108,11 @@ impl RowVersion {
         }
     }
 
-    /// Whether a credential read for this version may be served from memory at `now`.
+    /// Whether a credential read for this version may be served from memory at `now`: not
+    /// once the vault would refresh it, so its refresh-before-expiry always sees a call.
     fn cacheable(&self, now: i64) -> bool {
         self.status == "active"
-            && self
-                .expires_at
-                .is_none_or(|at| now.saturating_add(CACHE_EXPIRY_MARGIN_MS) < at)
+            && !oauth::needs_refresh(self.expires_at, now, oauth::REFRESH_MARGIN)
     }
 }
 
