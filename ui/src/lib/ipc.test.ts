@@ -33,6 +33,8 @@ describe("commands", () => {
     listen: "127.0.0.1:7878",
     startAtLogin: false,
   };
+  const connect = { name: "gh", provider: "github", clientId: "Iv1.x", scopes: ["repo"] };
+  const key = { name: "stripe", kind: "api_key" as const, baseUrl: "https://api.stripe.com", secret: "sk_test" };
   it.each<[string, () => Promise<unknown>, string, unknown]>([
     ["status", () => ipc.status(), "status", {}],
     ["approvalsPending", () => ipc.approvalsPending(), "approvals_pending", {}],
@@ -53,6 +55,10 @@ describe("commands", () => {
     ["settingsGet", () => ipc.settingsGet(), "settings_get", {}],
     ["settingsSet", () => ipc.settingsSet(settings), "settings_set", { settings }],
     ["connectionsList", () => ipc.connectionsList(), "connections_list", {}],
+    ["connectionReconnect", () => ipc.connectionReconnect("gh"), "connection_reconnect", { name: "gh" }],
+    ["connectionConnect", () => ipc.connectionConnect(connect), "connection_connect", { input: connect }],
+    ["connectionAddKey", () => ipc.connectionAddKey(key), "connection_add_key", { input: key }],
+    ["connectionRemove", () => ipc.connectionRemove("gh"), "connection_remove", { name: "gh" }],
   ])("%s invokes %s", async (_, run, cmd, args) => {
     await run();
     expect(calls).toEqual([{ cmd, args }]);

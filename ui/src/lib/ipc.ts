@@ -3,12 +3,15 @@
 import { invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
 import type {
+  AddKeyInput,
   AgentOverview,
   AppStatus,
   ApprovalOverview,
   ApprovalStatus,
   ApprovalView,
+  ConnectInput,
   ConnectionView,
+  ConnectStarted,
   DecidedNotice,
   DecisionInput,
   Event,
@@ -18,6 +21,7 @@ import type {
   IpcError,
   IpcErrorCode,
   KillSummary,
+  RemoveResult,
   RevokeSummary,
   RuleRow,
   Settings,
@@ -84,6 +88,10 @@ export const ipc = {
   settingsGet: () => call<Settings>("settings_get"),
   settingsSet: (settings: Settings) => call<Settings>("settings_set", { settings }),
   connectionsList: () => call<ConnectionView[]>("connections_list"),
+  connectionReconnect: (name: string) => call<ConnectStarted>("connection_reconnect", { name }),
+  connectionConnect: (input: ConnectInput) => call<ConnectStarted>("connection_connect", { input }),
+  connectionAddKey: (input: AddKeyInput) => call<ConnectionView>("connection_add_key", { input }),
+  connectionRemove: (name: string) => call<RemoveResult>("connection_remove", { name }),
 };
 
 /** The shell's events; each `on*` resolves to the function that stops listening. */
@@ -96,6 +104,8 @@ export const events = {
     listen<DecidedNotice>("gatehouse://decided", (m) => f(m.payload)),
   onStatus: (f: (s: AppStatus) => void): Promise<UnlistenFn> =>
     listen<AppStatus>("gatehouse://status", (m) => f(m.payload)),
+  onConnections: (f: (list: ConnectionView[]) => void): Promise<UnlistenFn> =>
+    listen<ConnectionView[]>("gatehouse://connections", (m) => f(m.payload)),
 };
 
 /** Runs `subscribe` (a set of `events.on*` calls) and returns a synchronous cleanup for `$effect`. */

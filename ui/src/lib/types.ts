@@ -4,12 +4,15 @@
 //! one derived type the views use.
 
 export type {
+  AddKeyInput,
   AgentOverview,
   AppStatus,
   ApprovalOverview,
   ApprovalStatus,
   ApprovalView,
+  ConnectInput,
   ConnectionView,
+  ConnectStarted,
   DecidedNotice,
   DecisionInput,
   Event,
@@ -20,7 +23,10 @@ export type {
   IpcError,
   IpcErrorCode,
   JsonValue,
+  KeyKind,
   KillSummary,
+  RemoveResult,
+  Revocation,
   RevokeSummary,
   RuleRow,
   Settings,
