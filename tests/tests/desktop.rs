@@ -730,18 +730,31 @@ async fn closing_the_main_window_keeps_the_server_answering() {
     )
     .await;
     // The close button: the window manager's WM_DELETE_WINDOW (WebDriver's Close Window would
-    // destroy the web view and end the session instead).
+    // destroy the web view and end the session instead). Without a window manager GTK was seen
+    // dropping an early request now and then, so the "click" is repeated, as a person would.
+    let mut requests = 0;
+    let hidden = loop {
+        assert!(
+            x11::request_close(MAIN_TITLE) >= 1,
+            "no shown main window to close: {:#?}",
+            x11::top_levels()
+        );
+        requests += 1;
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while x11::is_shown(MAIN_TITLE) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if !x11::is_shown(MAIN_TITLE) || requests == 5 {
+            break !x11::is_shown(MAIN_TITLE);
+        }
+    };
     assert!(
-        x11::request_close(MAIN_TITLE) >= 1,
-        "{:#?}",
-        x11::top_levels()
+        hidden,
+        "the main window still shows after {requests} close requests"
     );
-    eventually(
-        "the main window to hide",
-        Duration::from_secs(10),
-        || async { (!x11::is_shown(MAIN_TITLE)).then_some(()) },
-    )
-    .await;
+    if requests > 1 {
+        eprintln!("the main window hid after {requests} close requests");
+    }
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     server_answers(&ui.http, &ui.issuer).await;
