@@ -261,9 +261,10 @@ pub struct KillSummary {
 }
 
 /// The kill switch: in one transaction, pauses every agent (the pause switch), revokes every
-/// grant and live token, and denies every pending approval; audited as `agents.paused` (when it
-/// was not paused yet), one denial per approval, and `kill_switch.pulled` with the summary.
-/// Agents stay registered; resuming lets them ask again, from nothing.
+/// grant, live token and remembered consent, and denies every pending approval; audited as
+/// `agents.paused` (when it was not paused yet), one denial per approval, and
+/// `kill_switch.pulled` with the summary. Agents stay registered; resuming lets them ask again,
+/// from nothing. Policy rules stay (the Rules view lists and deletes them).
 pub async fn kill_switch(store: &Store, by: &str) -> Result<KillSummary, AdminError> {
     let by = by.to_owned();
     store
@@ -271,6 +272,8 @@ pub async fn kill_switch(store: &Store, by: &str) -> Result<KillSummary, AdminEr
             policy::set_paused(tx, true, &by)?;
             let agents = agents::count_registered(tx.conn())?;
             let (grants, tokens) = grants::revoke_everything(tx.conn(), "kill switch", tx.now())?;
+            // A remembered consent would hand out a new grant without asking once resumed.
+            let remembered_consents = consents::revoke_all(tx.conn(), tx.now())?;
             let pending_denied = deny_pending(tx, None, "kill_switch")?;
             let summary = KillSummary {
                 agents,
@@ -282,7 +285,11 @@ pub async fn kill_switch(store: &Store, by: &str) -> Result<KillSummary, AdminEr
                 EventKind::KillSwitchPulled,
                 Outcome::Ok,
                 None,
-                serde_json::json!({ "by": by, "summary": summary }),
+                serde_json::json!({
+                    "by": by,
+                    "summary": summary,
+                    "remembered_consents": remembered_consents,
+                }),
             ))?;
             Ok(summary)
         })

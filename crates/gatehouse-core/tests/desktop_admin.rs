@@ -223,7 +223,13 @@ async fn the_kill_switch_pauses_revokes_everything_and_denies_what_waits_in_one_
     let a = &env.authority;
     let one = register(a, "One").await;
     let two = register(a, "Two").await;
-    let t1 = consent_and_exchange(a, &one, "mail:read", Decision::approve()).await;
+    let t1 = consent_and_exchange(
+        a,
+        &one,
+        "mail:read",
+        common::approve_remembering(gatehouse_core::approvals::Remember::Always),
+    )
+    .await;
     let t2 = consent_and_exchange(a, &two, "files:read", Decision::approve()).await;
     let waiting = approval_id(&authorize(a, &two, "files:write").await);
     let ciba = ciba_client(&env).await;
@@ -247,8 +253,11 @@ async fn the_kill_switch_pauses_revokes_everything_and_denies_what_waits_in_one_
     assert!(admin::is_paused(&env.store).await.unwrap());
     assert_eq!(status_of(&env, &waiting).await, ApprovalStatus::Denied);
     assert!(a.broker().pending().await.unwrap().is_empty());
-    // Agents stay registered; their tokens stay dead after resuming.
+    // Agents stay registered; their tokens stay dead after resuming, and what was remembered is
+    // forgotten: the next authorization asks the person again.
     admin::set_paused(&env.store, false, "test").await.unwrap();
+    let asks = authorize(a, &one, "mail:read").await;
+    approval_id(&asks);
     assert!(!is_active(a, &one, t1.access_token.expose()).await);
     assert!(!is_active(a, &two, t2.access_token.expose()).await);
     let overview =
@@ -266,7 +275,7 @@ async fn the_kill_switch_pauses_revokes_everything_and_denies_what_waits_in_one_
     );
 
     let kinds = kinds_of(&env, None).await;
-    let tail: Vec<&str> = kinds[kinds.len() - 5..]
+    let tail: Vec<&str> = kinds[kinds.len() - 6..]
         .iter()
         .map(String::as_str)
         .collect();
@@ -277,15 +286,18 @@ async fn the_kill_switch_pauses_revokes_everything_and_denies_what_waits_in_one_
             "consent.denied",
             "action.denied",
             "kill_switch.pulled",
-            "agents.resumed"
+            "agents.resumed",
+            "consent.requested",
         ]
     );
-    // Pulled again: nothing left to stop, and no second agents.paused.
+    // Pulled again (after the resume): it pauses again; only the consent asked since is left.
     let again = admin::kill_switch(&env.store, "test").await.unwrap();
     assert_eq!(
         (again.grants, again.tokens, again.pending_denied),
-        (0, 0, 0)
+        (0, 0, 1)
     );
+    let kinds = kinds_of(&env, None).await;
+    assert_eq!(kinds.iter().filter(|k| *k == "agents.paused").count(), 2);
     assert!(
         admin::verify_audit(&env.store)
             .await

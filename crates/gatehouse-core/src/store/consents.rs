@@ -90,3 +90,9 @@ pub fn revoke_all_for_client(
     )?
     .execute(params![client_id, now])
 }
+
+/// Revokes every remembered consent of every agent (the kill switch). Returns how many.
+pub fn revoke_all(conn: &Connection, now: Millis) -> rusqlite::Result<usize> {
+    conn.prepare_cached("UPDATE consents SET revoked_at = ?1 WHERE revoked_at IS NULL")?
+        .execute(params![now])
+}
