@@ -82,10 +82,10 @@ fn parse_click(id: &str) -> Click<'_> {
 /// Creates the tray with the start-up menu (nothing pending, not paused).
 pub fn create(app: &AppHandle) -> tauri::Result<()> {
     let menu = build_menu(app, &[], false)?;
+    // No title: on Linux it becomes a text label beside the icon in the panel.
     TrayIconBuilder::with_id(TRAY_ID)
         .icon(Look::Idle.icon()?)
         .tooltip(tooltip(0))
-        .title("Gatehouse")
         .menu(&menu)
         .show_menu_on_left_click(true)
         .on_menu_event(on_menu_event)
