@@ -364,8 +364,26 @@ pub async fn events_page(
         .await
 }
 
+/// How many un-indexed events a text search scans at most before it indexes them first. The
+/// server's background indexer keeps the tail far shorter; a longer one means events were
+/// appended while no server ran (the CLI), and scanning them on every page would cost seconds.
+pub const TAIL_SCAN_MAX: i64 = 20_000;
+
+/// Before a text search: when more than [`TAIL_SCAN_MAX`] events are not in the full-text index,
+/// indexes them now (in batches, through the writer). When that cannot be done (the database is
+/// busy or read-only) the search still scans them: slower, never wrong.
+async fn index_long_tail(store: &Store, query: &EventQuery) {
+    if query.text.is_none() {
+        return;
+    }
+    if let Err(e) = store.index_events_until(TAIL_SCAN_MAX).await {
+        tracing::warn!(error = %e, "could not index audit events before a search; scanning them");
+    }
+}
+
 /// A page of the Activity view (see [`audit::query`]): newest first, keyset by id.
 pub async fn events_query(store: &Store, query: EventQuery) -> Result<Vec<Event>, StoreError> {
+    index_long_tail(store, &query).await;
     store
         .read(move |c| audit::query(c, &query).map_err(StoreError::from))
         .await
@@ -394,6 +412,7 @@ pub async fn export_events(
     format: ExportFormat,
     out: impl Write + Send + 'static,
 ) -> Result<u64, AdminError> {
+    index_long_tail(store, &query).await;
     let store = store.clone();
     tokio::task::spawn_blocking(move || export_blocking(&store, query, format, out))
         .await

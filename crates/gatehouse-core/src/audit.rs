@@ -377,7 +377,8 @@ pub struct EventQuery {
     #[cfg_attr(feature = "ts", ts(type = "number | null"))]
     pub until: Option<Millis>,
     /// Words to find in the kind, client id or detail, all of them, whole (`word*` for a prefix);
-    /// see [`fts_query`].
+    /// see [`fts_query`]. Events the background indexer has not reached yet are matched by a scan
+    /// with the same rules (see [`query`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
     /// Keyset cursor: only events older than this id.
@@ -403,26 +404,168 @@ pub const DEFAULT_PAGE: usize = 50;
 /// after a page (well under a millisecond over a million events), while a prefix merges the
 /// postings of every token it covers first: tens of milliseconds when the prefix is common.
 pub fn fts_query(text: &str) -> Option<String> {
-    let chunks: Vec<String> = text
-        .split_whitespace()
+    TextSearch::parse(text).map(|t| t.fts)
+}
+
+/// One chunk of what a person typed: the body (without a trailing `*`) and whether it is a prefix.
+fn search_chunks(text: &str) -> impl Iterator<Item = (&str, bool)> {
+    text.split_whitespace()
         .filter_map(|chunk| {
             let body = chunk.trim_end_matches('*');
             let prefix = body.len() < chunk.len();
-            if !body.chars().any(|c| c.is_alphanumeric() || c == '_') {
-                return None;
-            }
-            let quoted = format!("\"{}\"", body.replace('"', "\"\""));
-            Some(if prefix { quoted + "*" } else { quoted })
+            body.chars()
+                .any(|c| c.is_alphanumeric() || c == '_')
+                .then_some((body, prefix))
         })
         .take(16)
-        .collect();
-    (!chunks.is_empty()).then(|| chunks.join(" "))
+}
+
+/// A text search, parsed once: the FTS5 query for the indexed events, and the same chunks as
+/// folded tokens for matching the events the index has not reached yet ([`TextSearch::matches`]).
+#[derive(Debug, Clone)]
+struct TextSearch {
+    fts: String,
+    /// Each chunk's tokens, and whether its last token is a prefix.
+    chunks: Vec<(Vec<String>, bool)>,
+}
+
+impl TextSearch {
+    fn parse(text: &str) -> Option<Self> {
+        let mut fts = Vec::new();
+        let mut chunks = Vec::new();
+        for (body, prefix) in search_chunks(text) {
+            let quoted = format!("\"{}\"", body.replace('"', "\"\""));
+            fts.push(if prefix { quoted + "*" } else { quoted });
+            chunks.push((fold_tokens(body).collect(), prefix));
+        }
+        (!fts.is_empty()).then(|| TextSearch {
+            fts: fts.join(" "),
+            chunks,
+        })
+    }
+
+    /// Whether an event matches, as FTS5 would decide over `events_fts`: every chunk is a phrase
+    /// found within one column (kind, client id or detail text), its tokens consecutive, the last
+    /// one a prefix when the chunk ends in `*`.
+    fn matches(&self, kind: &str, client_id: Option<&str>, detail: &str) -> bool {
+        let columns: [Vec<String>; 3] = [
+            fold_tokens(kind).collect(),
+            fold_tokens(client_id.unwrap_or("")).collect(),
+            fold_tokens(detail).collect(),
+        ];
+        self.chunks
+            .iter()
+            .all(|(phrase, prefix)| columns.iter().any(|col| phrase_in(col, phrase, *prefix)))
+    }
+}
+
+/// Whether `phrase` occurs in `tokens` as consecutive tokens (the last one as a prefix if asked).
+fn phrase_in(tokens: &[String], phrase: &[String], prefix: bool) -> bool {
+    let Some((last, head)) = phrase.split_last() else {
+        // FTS5 ignores a phrase without tokens.
+        return true;
+    };
+    if tokens.len() < phrase.len() {
+        return false;
+    }
+    tokens.windows(phrase.len()).any(|w| {
+        w[..head.len()] == *head
+            && if prefix {
+                w[head.len()].starts_with(last.as_str())
+            } else {
+                w[head.len()] == *last
+            }
+    })
+}
+
+/// The tokens of `text` as `events_fts`'s tokenizer (`unicode61 remove_diacritics 2 tokenchars
+/// '_'`) makes them: runs of letters, digits and `_`, lower-cased, with the diacritics of Latin
+/// letters removed. Matches the tokenizer exactly for ASCII; for other scripts it uses Rust's
+/// notion of alphanumeric and lower case, and removes diacritics only from the Latin-1 and
+/// Latin Extended-A letters (see [`fold_char`]).
+fn fold_tokens(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            t.chars()
+                .flat_map(char::to_lowercase)
+                .map(fold_char)
+                .collect()
+        })
+}
+
+/// A lower-case Latin letter without its diacritic (`é` → `e`), or the letter itself.
+fn fold_char(c: char) -> char {
+    match c {
+        'à'..='å' | 'ā' | 'ă' | 'ą' => 'a',
+        'ç' | 'ć' | 'ĉ' | 'ċ' | 'č' => 'c',
+        'ď' => 'd',
+        'è'..='ë' | 'ē' | 'ĕ' | 'ė' | 'ę' | 'ě' => 'e',
+        'ĝ' | 'ğ' | 'ġ' | 'ģ' => 'g',
+        'ĥ' => 'h',
+        'ì'..='ï' | 'ĩ' | 'ī' | 'ĭ' | 'į' => 'i',
+        'ĵ' => 'j',
+        'ķ' => 'k',
+        'ĺ' | 'ļ' | 'ľ' => 'l',
+        'ñ' | 'ń' | 'ņ' | 'ň' => 'n',
+        'ò'..='ö' | 'ō' | 'ŏ' | 'ő' => 'o',
+        'ŕ' | 'ŗ' | 'ř' => 'r',
+        'ś' | 'ŝ' | 'ş' | 'š' => 's',
+        'ţ' | 'ť' => 't',
+        'ù'..='ü' | 'ũ' | 'ū' | 'ŭ' | 'ů' | 'ű' | 'ų' => 'u',
+        'ŵ' => 'w',
+        'ý' | 'ÿ' | 'ŷ' => 'y',
+        'ź' | 'ż' | 'ž' => 'z',
+        c => c,
+    }
+}
+
+/// How many events one indexing step adds to the full-text index at most: a step is one write
+/// transaction on the store's writer, so this bounds how long it holds other writes back.
+pub const INDEX_BATCH: usize = 5_000;
+
+/// The id up to which every event is in the full-text index (and none after it).
+pub fn last_indexed_id(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT last_indexed_id FROM events_fts_state WHERE only_row = 1")?
+        .query_row([], |r| r.get(0))
+}
+
+/// How many events the full-text index has not reached yet.
+pub fn index_backlog(conn: &Connection) -> rusqlite::Result<i64> {
+    let newest: i64 = conn
+        .prepare_cached("SELECT COALESCE(MAX(id), 0) FROM events")?
+        .query_row([], |r| r.get(0))?;
+    Ok((newest - last_indexed_id(conn)?).max(0))
+}
+
+/// Adds up to `max` events after [`last_indexed_id`] to the full-text index and moves the mark,
+/// in the caller's write transaction (so the two never disagree). Returns how many it indexed.
+/// Indexes by id, whichever process appended the events.
+pub(crate) fn index_step(conn: &Connection, max: usize) -> rusqlite::Result<usize> {
+    let from = last_indexed_id(conn)?;
+    let upto: Option<i64> = conn
+        .prepare_cached(
+            "SELECT MAX(id) FROM (SELECT id FROM events WHERE id > ?1 ORDER BY id LIMIT ?2)",
+        )?
+        .query_row(params![from, max as i64], |r| r.get(0))?;
+    let Some(upto) = upto else { return Ok(0) };
+    let n = conn
+        .prepare_cached(
+            "INSERT INTO events_fts (rowid, kind, client_id, detail) \
+             SELECT id, kind, client_id, detail FROM events WHERE id > ?1 AND id <= ?2 ORDER BY id",
+        )?
+        .execute(params![from, upto])?;
+    conn.prepare_cached("UPDATE events_fts_state SET last_indexed_id = ?1 WHERE only_row = 1")?
+        .execute([upto])?;
+    Ok(n)
 }
 
 /// The newest events matching `q`, newest first.
 ///
-/// Each filter picks its index: text search walks the FTS index in descending rowid order (and
-/// stops after a page); one kind walks `(kind, id)`; several kinds walk each kind's index and
+/// Each filter picks its index: text search first scans the events the background indexer has not
+/// reached yet (ids above [`last_indexed_id`]; normally under a second of events), matching them
+/// in Rust with the FTS rules ([`TextSearch::matches`]), then walks the FTS index in descending
+/// rowid order below that mark (and stops after a page); one kind walks `(kind, id)`; several kinds walk each kind's index and
 /// merge; an agent walks `(client_id, id)`; otherwise the primary key. Time bounds first narrow
 /// the ids to walk ([`id_bounds`]), then are checked on the rows walked, as is the outcome.
 pub fn query(conn: &Connection, q: &EventQuery) -> rusqlite::Result<Vec<Event>> {
@@ -440,7 +583,7 @@ pub fn query(conn: &Connection, q: &EventQuery) -> rusqlite::Result<Vec<Event>> 
         ..q.clone()
     };
     let q = &bounded;
-    let text = q.text.as_deref().and_then(fts_query);
+    let text = q.text.as_deref().and_then(TextSearch::parse);
     let mut kinds: Vec<&str> = q.kinds.iter().map(String::as_str).collect();
     kinds.sort_unstable();
     kinds.dedup();
@@ -459,7 +602,7 @@ pub fn query(conn: &Connection, q: &EventQuery) -> rusqlite::Result<Vec<Event>> 
     };
     match (text, kinds.len()) {
         (Some(t), n) if n > 1 => query_many_kinds_text(conn, q, after, &t, &kinds, limit),
-        (t, _) => query_one(conn, q, after, t.as_deref(), kind, limit),
+        (t, _) => query_one(conn, q, after, t.as_ref(), kind, limit),
     }
 }
 
@@ -571,68 +714,160 @@ fn query_one(
     conn: &Connection,
     q: &EventQuery,
     after: i64,
-    text: Option<&str>,
+    text: Option<&TextSearch>,
+    kind: Option<&str>,
+    limit: usize,
+) -> rusqlite::Result<Vec<Event>> {
+    use rusqlite::types::Value;
+    if let Some(t) = text {
+        return query_text(conn, q, after, t, kind, limit);
+    }
+    let mut clauses = Vec::new();
+    let mut params: Vec<Value> = Vec::new();
+    common_filters(q, after, "", &mut clauses, &mut params);
+    let index = match kind {
+        Some(k) => {
+            params.push(Value::Text(k.to_owned()));
+            clauses.push(format!("kind = ?{}", params.len()));
+            "INDEXED BY events_by_kind"
+        }
+        None if q.client_id.is_some() => "INDEXED BY events_by_client",
+        None => "",
+    };
+    params.push(Value::Integer(limit as i64));
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM events {index} WHERE {} ORDER BY id DESC LIMIT ?{}",
+        clauses.join(" AND "),
+        params.len()
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(params), event_from_row)?;
+    rows.collect()
+}
+
+/// Text search: the un-indexed tail (all newer than anything indexed) first, then the index.
+fn query_text(
+    conn: &Connection,
+    q: &EventQuery,
+    after: i64,
+    text: &TextSearch,
+    kind: Option<&str>,
+    limit: usize,
+) -> rusqlite::Result<Vec<Event>> {
+    // Read once: the indexer only moves it forward, and the events at or below it are in the
+    // index in every later snapshot, so the two halves below never miss or repeat an event.
+    let indexed = last_indexed_id(conn)?;
+    let before = q.before_id.unwrap_or(i64::MAX);
+    let mut out = if before > indexed.saturating_add(1) {
+        scan_tail(conn, q, after.max(indexed), text, kind, limit)?
+    } else {
+        Vec::new()
+    };
+    let below = before.min(indexed.saturating_add(1));
+    if out.len() < limit && below > after.saturating_add(1) {
+        let indexed_part = EventQuery {
+            before_id: Some(below),
+            ..q.clone()
+        };
+        out.extend(query_fts(
+            conn,
+            &indexed_part,
+            after,
+            &text.fts,
+            kind,
+            limit - out.len(),
+        )?);
+    }
+    Ok(out)
+}
+
+/// The newest events above `after` (the index's mark or higher) that match `text` and the other
+/// filters, read from `events` and matched one by one. Reads only until the page is full; a page
+/// that finds nothing reads the whole tail, which the background indexer keeps to well under a
+/// second of events (see [`index_step`]; `admin::events_query` indexes a long tail first).
+fn scan_tail(
+    conn: &Connection,
+    q: &EventQuery,
+    after: i64,
+    text: &TextSearch,
     kind: Option<&str>,
     limit: usize,
 ) -> rusqlite::Result<Vec<Event>> {
     use rusqlite::types::Value;
     let mut clauses = Vec::new();
     let mut params: Vec<Value> = Vec::new();
-    let sql = match text {
-        Some(t) => {
-            params.push(Value::Text(t.to_owned()));
-            clauses.push("events_fts MATCH ?1".to_owned());
-            // The FTS side carries the keyset bound too, so the index scan starts below it.
-            params.push(Value::Integer(q.before_id.unwrap_or(i64::MAX)));
-            clauses.push(format!("events_fts.rowid < ?{}", params.len()));
-            if after > 0 {
-                params.push(Value::Integer(after));
-                clauses.push(format!("events_fts.rowid > ?{}", params.len()));
-            }
-            common_filters(q, after, "e.", &mut clauses, &mut params);
-            if let Some(k) = kind {
-                params.push(Value::Text(k.to_owned()));
-                clauses.push(format!("e.kind = ?{}", params.len()));
-            }
-            params.push(Value::Integer(limit as i64));
-            format!(
-                "SELECT e.id, e.ts, e.kind, e.outcome, e.client_id, e.detail, e.hash \
-                 FROM events_fts JOIN events e ON e.id = events_fts.rowid \
-                 WHERE {} ORDER BY events_fts.rowid DESC LIMIT ?{}",
-                clauses.join(" AND "),
-                params.len()
-            )
+    common_filters(q, after, "", &mut clauses, &mut params);
+    if let Some(k) = kind {
+        params.push(Value::Text(k.to_owned()));
+        clauses.push(format!("kind = ?{}", params.len()));
+    }
+    // The id range keeps it to the tail, whichever index SQLite walks it by.
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM events WHERE {} ORDER BY id DESC",
+        clauses.join(" AND ")
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
+    let mut out = Vec::new();
+    while out.len() < limit {
+        let Some(r) = rows.next()? else { break };
+        let matched = text.matches(
+            r.get_ref(2)?.as_str().unwrap_or(""),
+            r.get_ref(4)?.as_str_or_null().unwrap_or(None),
+            r.get_ref(5)?.as_str().unwrap_or(""),
+        );
+        if matched {
+            out.push(event_from_row(r)?);
         }
-        None => {
-            common_filters(q, after, "", &mut clauses, &mut params);
-            let index = match kind {
-                Some(k) => {
-                    params.push(Value::Text(k.to_owned()));
-                    clauses.push(format!("kind = ?{}", params.len()));
-                    "INDEXED BY events_by_kind"
-                }
-                None if q.client_id.is_some() => "INDEXED BY events_by_client",
-                None => "",
-            };
-            params.push(Value::Integer(limit as i64));
-            format!(
-                "SELECT {EVENT_COLUMNS} FROM events {index} WHERE {} ORDER BY id DESC LIMIT ?{}",
-                clauses.join(" AND "),
-                params.len()
-            )
-        }
-    };
+    }
+    Ok(out)
+}
+
+/// Text search over the indexed events (ids below `q.before_id`, which the caller keeps at or
+/// below the index's mark), walking the FTS index newest first.
+fn query_fts(
+    conn: &Connection,
+    q: &EventQuery,
+    after: i64,
+    fts: &str,
+    kind: Option<&str>,
+    limit: usize,
+) -> rusqlite::Result<Vec<Event>> {
+    use rusqlite::types::Value;
+    let mut clauses = Vec::new();
+    let mut params: Vec<Value> = vec![Value::Text(fts.to_owned())];
+    clauses.push("events_fts MATCH ?1".to_owned());
+    // The FTS side carries the keyset bound too, so the index scan starts below it.
+    params.push(Value::Integer(q.before_id.unwrap_or(i64::MAX)));
+    clauses.push(format!("events_fts.rowid < ?{}", params.len()));
+    if after > 0 {
+        params.push(Value::Integer(after));
+        clauses.push(format!("events_fts.rowid > ?{}", params.len()));
+    }
+    common_filters(q, after, "e.", &mut clauses, &mut params);
+    if let Some(k) = kind {
+        params.push(Value::Text(k.to_owned()));
+        clauses.push(format!("e.kind = ?{}", params.len()));
+    }
+    params.push(Value::Integer(limit as i64));
+    let sql = format!(
+        "SELECT e.id, e.ts, e.kind, e.outcome, e.client_id, e.detail, e.hash \
+         FROM events_fts JOIN events e ON e.id = events_fts.rowid \
+         WHERE {} ORDER BY events_fts.rowid DESC LIMIT ?{}",
+        clauses.join(" AND "),
+        params.len()
+    );
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(rusqlite::params_from_iter(params), event_from_row)?;
     rows.collect()
 }
 
-/// Text search restricted to several kinds: the FTS walk with the kinds checked on each row.
+/// Text search restricted to several kinds: the text search with the kinds checked on each row.
 fn query_many_kinds_text(
     conn: &Connection,
     q: &EventQuery,
     after: i64,
-    text: &str,
+    text: &TextSearch,
     kinds: &[&str],
     limit: usize,
 ) -> rusqlite::Result<Vec<Event>> {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::approvals::{Broker, ConsentRequest};
-use crate::audit::{EventKind, NewEvent, Outcome};
+use crate::audit::{self, EventKind, NewEvent, Outcome};
 use crate::clock::{Clock, Millis};
 use crate::oauth::registration::{self, ClientMetadata, RegistrationRequest};
 use crate::oauth::{ClientCredentials, ErrorCode, OAuthError, pkce, rar, redirect, scope};
@@ -1334,20 +1334,46 @@ impl Authority {
         Ok(n)
     }
 
-    /// Expires due approvals and flushes usage, until the task is dropped.
+    /// Expires due approvals, flushes usage and indexes new audit events for full-text search,
+    /// until the task is dropped.
     pub async fn maintain(self: Arc<Self>) {
+        let chores = async {
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            let mut n: u32 = 0;
+            loop {
+                tick.tick().await;
+                if let Err(e) = self.broker.expire_due().await {
+                    tracing::warn!(error = %e, "could not expire approvals");
+                }
+                n = n.wrapping_add(1);
+                if n.is_multiple_of(8)
+                    && let Err(e) = self.flush_usage().await
+                {
+                    tracing::warn!(error = %e, "could not record token use");
+                }
+            }
+        };
+        tokio::join!(chores, self.index_events_loop());
+    }
+
+    /// The background full-text indexer: every 250 ms, the audit events appended since (by this
+    /// process or another, such as the CLI), one batch per write; while a long backlog lasts,
+    /// batch after batch, other writes sharing the writer in between. Its own loop, so a backlog
+    /// never delays approval expiry.
+    async fn index_events_loop(&self) {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
-        let mut n: u32 = 0;
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            if let Err(e) = self.broker.expire_due().await {
-                tracing::warn!(error = %e, "could not expire approvals");
-            }
-            n = n.wrapping_add(1);
-            if n.is_multiple_of(8)
-                && let Err(e) = self.flush_usage().await
-            {
-                tracing::warn!(error = %e, "could not record token use");
+            loop {
+                match self.store.index_events(audit::INDEX_BATCH).await {
+                    Ok(n) if n == audit::INDEX_BATCH => continue,
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not index audit events for search");
+                        break;
+                    }
+                }
             }
         }
     }

@@ -1,6 +1,6 @@
 //! The Activity view's queries on a real SQLite file: every filter against a brute-force reading
-//! of the same log, full-text search through the FTS5 index the insert trigger fills, keyset
-//! pages, and the JSONL / CSV exports.
+//! of the same log, full-text search before, during and after the background indexer fills the
+//! FTS5 index (the un-indexed tail is scanned), the indexer's steps, and the JSONL / CSV exports.
 
 #![allow(clippy::unwrap_used)]
 
@@ -13,6 +13,7 @@ use common::Env;
 use gatehouse_core::admin::{self, ExportFormat};
 use gatehouse_core::audit::{self, Event, EventKind, EventQuery, NewEvent, Outcome};
 use gatehouse_core::store::StoreError;
+use gatehouse_core::{Store, StoreOptions};
 
 const KINDS: [EventKind; 5] = [
     EventKind::TokenIssued,
@@ -85,6 +86,14 @@ async fn all_pages(env: &Env, mut q: EventQuery) -> Vec<i64> {
             _ => return ids,
         }
     }
+}
+
+/// How far the full-text index reaches.
+async fn indexed(env: &Env) -> i64 {
+    env.store
+        .read(|c| audit::last_indexed_id(c).map_err(StoreError::from))
+        .await
+        .unwrap()
 }
 
 /// Which events a case expects, decided on each event of a full scan.
@@ -218,15 +227,25 @@ async fn every_filter_pages_exactly_what_a_full_scan_finds() {
             Box::new(|_| false),
         ),
     ];
-    for (q, keep) in cases {
-        let want = expected(&all, keep);
-        let none_wanted = matches!(
-            q.text.as_deref(),
-            Some("nothing-like-this-anywhere" | "contract" | "example.contractor")
-        );
-        assert_eq!(want.is_empty(), none_wanted, "{q:?} must find some");
-        let got = all_pages(&env, page(q.clone())).await;
-        assert_eq!(got, want, "{q:?}");
+    // Nothing indexed yet (every text match is the tail scan), then the index reaching part of
+    // the log (both halves, pages crossing the mark), then all of it (the FTS index alone).
+    assert_eq!(indexed(&env).await, 0);
+    let mut mark = 0;
+    for step in [0, 617, 1234] {
+        let n = env.store.index_events(step - mark).await.unwrap();
+        assert_eq!(n, step - mark);
+        mark = step;
+        assert_eq!(indexed(&env).await, step as i64);
+        for (q, keep) in &cases {
+            let want = expected(&all, keep);
+            let none_wanted = matches!(
+                q.text.as_deref(),
+                Some("nothing-like-this-anywhere" | "contract" | "example.contractor")
+            );
+            assert_eq!(want.is_empty(), none_wanted, "{q:?} must find some");
+            let got = all_pages(&env, page(q.clone())).await;
+            assert_eq!(got, want, "{q:?} with {step} events indexed");
+        }
     }
 
     // Starting below a cursor.
@@ -444,4 +463,212 @@ async fn time_filters_narrow_by_id_yet_keep_events_stamped_out_of_order() {
     .unwrap();
     assert!(after > 0 && before < 20_000, "({after}, {before})");
     assert!(before - after < 4 * 3_600, "({after}, {before})");
+}
+
+/// Events with a marker word in their detail, appended through `store` in writes of 500.
+async fn append_marked(store: &Store, marker: &str, n: usize) -> Vec<i64> {
+    let mut ids = Vec::new();
+    for start in (0..n).step_by(500) {
+        let marker = marker.to_owned();
+        let end = (start + 500).min(n);
+        let written = store
+            .write(move |tx| {
+                (start..end)
+                    .map(|i| {
+                        tx.append(NewEvent::new(
+                            EventKind::GatewayCall,
+                            Outcome::Ok,
+                            Some("agt_marked"),
+                            serde_json::json!({ "n": i, "note": format!("{marker} call {i}") }),
+                        ))
+                    })
+                    .collect::<Result<Vec<i64>, StoreError>>()
+            })
+            .await
+            .unwrap();
+        ids.extend(written);
+    }
+    ids
+}
+
+/// How many index entries match `fts`, and for how many distinct events (equal unless an event
+/// was indexed twice).
+fn index_entries(env: &Env, fts: &str) -> (i64, i64) {
+    env.raw()
+        .query_row(
+            "SELECT COUNT(*), COUNT(DISTINCT rowid) FROM events_fts WHERE events_fts MATCH ?1",
+            [fts],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_search_finds_events_appended_after_the_last_indexing_run() {
+    let env = Env::new();
+    let old = append_marked(&env.store, "zebra", 300).await;
+    assert_eq!(
+        env.store.index_events(audit::INDEX_BATCH).await.unwrap(),
+        300
+    );
+    assert_eq!(indexed(&env).await, 300);
+    // Appending indexes nothing: the write path no longer touches the index.
+    let new = append_marked(&env.store, "zebra", 120).await;
+    append_marked(&env.store, "yak", 40).await;
+    assert_eq!(indexed(&env).await, 300);
+    assert_eq!(index_entries(&env, "zebra"), (300, 300));
+
+    // Newest first across the tail and the index, paged by keyset across the mark.
+    let want: Vec<i64> = old.iter().chain(&new).rev().copied().collect();
+    let q = EventQuery {
+        text: Some("zebra".into()),
+        limit: 45,
+        ..Default::default()
+    };
+    assert_eq!(all_pages(&env, q).await, want);
+    // Only the tail holds it: a phrase, a prefix and other filters.
+    let q = EventQuery {
+        text: Some("yak call".into()),
+        client_id: Some("agt_marked".into()),
+        kinds: vec!["gateway.call".into()],
+        limit: 7,
+        ..Default::default()
+    };
+    assert_eq!(all_pages(&env, q).await.len(), 40);
+    let q = EventQuery {
+        text: Some("ya*".into()),
+        limit: 1000,
+        ..Default::default()
+    };
+    assert_eq!(all_pages(&env, q).await.len(), 40);
+    let q = EventQuery {
+        text: Some("call yak".into()),
+        ..Default::default()
+    };
+    assert_eq!(all_pages(&env, q).await.len(), 40);
+    let q = EventQuery {
+        text: Some("yak.zebra".into()),
+        ..Default::default()
+    };
+    assert!(all_pages(&env, q).await.is_empty());
+}
+
+#[tokio::test]
+async fn the_indexer_catches_up_in_batches_including_other_processes_events() {
+    let env = Env::new();
+    let ours = append_marked(&env.store, "otter", 7_000).await;
+    // Another process (the CLI) appending to the same database.
+    let other = Store::open(env.dir.path(), StoreOptions::default(), env.clock.clone()).unwrap();
+    let theirs = append_marked(&other, "otter", 5_500).await;
+    other.close();
+    drop(other);
+    assert_eq!(theirs[0], ours[ours.len() - 1] + 1);
+    assert_eq!(index_entries(&env, "otter"), (0, 0));
+
+    let mut steps = Vec::new();
+    loop {
+        let n = env.store.index_events(audit::INDEX_BATCH).await.unwrap();
+        steps.push(n);
+        if n == 0 {
+            break;
+        }
+    }
+    assert_eq!(steps, [5_000, 5_000, 2_500, 0]);
+    assert_eq!(indexed(&env).await, 12_500);
+    assert_eq!(index_entries(&env, "otter"), (12_500, 12_500));
+    // Nothing new: no write at all (the database's change counter, seen from another connection,
+    // stays).
+    let raw = env.raw();
+    let version: i64 = raw
+        .query_row("PRAGMA data_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(env.store.index_events(audit::INDEX_BATCH).await.unwrap(), 0);
+    let after: i64 = raw
+        .query_row("PRAGMA data_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, after);
+    let q = EventQuery {
+        text: Some("otter".into()),
+        limit: 1000,
+        ..Default::default()
+    };
+    let got = all_pages(&env, q).await;
+    let want: Vec<i64> = ours.iter().chain(&theirs).rev().copied().collect();
+    assert_eq!(got, want);
+    assert!(
+        admin::verify_audit(&env.store)
+            .await
+            .unwrap()
+            .first_bad
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn after_a_restart_indexing_resumes_from_the_mark() {
+    let env = Env::new();
+    let ids = append_marked(&env.store, "heron", 900).await;
+    assert_eq!(env.store.index_events(350).await.unwrap(), 350);
+    env.store.close();
+    let Env {
+        dir,
+        clock,
+        store,
+        authority,
+    } = env;
+    drop((store, authority));
+
+    let store = Store::open(dir.path(), StoreOptions::default(), clock.clone()).unwrap();
+    let mark = store
+        .read(|c| audit::last_indexed_id(c).map_err(StoreError::from))
+        .await
+        .unwrap();
+    assert_eq!(mark, 350);
+    assert_eq!(store.index_events(audit::INDEX_BATCH).await.unwrap(), 550);
+    let raw = common::raw_connection(dir.path());
+    let entries: (i64, i64, i64) = raw
+        .query_row(
+            "SELECT COUNT(*), COUNT(DISTINCT rowid), MAX(rowid) FROM events_fts \
+             WHERE events_fts MATCH 'heron'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(entries, (900, 900, 900));
+    let got = admin::events_query(
+        &store,
+        EventQuery {
+            text: Some("heron".into()),
+            limit: 1000,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        got.iter().map(|e| e.id).collect::<Vec<_>>(),
+        ids.iter().rev().copied().collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn a_search_over_a_long_unindexed_tail_indexes_it_first() {
+    let env = Env::new();
+    let n = admin::TAIL_SCAN_MAX as usize + 3_000;
+    append_marked(&env.store, "ibis", n).await;
+    assert_eq!(indexed(&env).await, 0);
+    let q = EventQuery {
+        text: Some("ibis".into()),
+        limit: 10,
+        ..Default::default()
+    };
+    let page = admin::events_query(&env.store, q).await.unwrap();
+    assert_eq!(page.len(), 10);
+    assert_eq!(page[0].id, n as i64);
+    // Indexed down to a tail no longer than the scan allows, in whole batches.
+    let mark = indexed(&env).await;
+    assert!(
+        (n as i64 - mark) <= admin::TAIL_SCAN_MAX && mark > 0,
+        "mark {mark}"
+    );
 }

@@ -52,6 +52,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0006_desktop",
         include_str!("../../migrations/0006_desktop.sql"),
     ),
+    (
+        "0007_fts_async",
+        include_str!("../../migrations/0007_fts_async.sql"),
+    ),
 ];
 
 /// How many queued write jobs may share one transaction.
@@ -397,6 +401,45 @@ impl Store {
     /// Asks the feed to look for new events now.
     pub fn poke_feed(&self) {
         let _ = self.inner.wake_tailer.try_send(());
+    }
+
+    /// One step of the background full-text indexer: adds up to `max` events the index has not
+    /// reached to it, in one write transaction through the writer (so it shares group commits
+    /// instead of competing for the write lock), moving the index's mark in the same transaction.
+    /// Looks first on a reader and writes nothing when there is nothing new. Returns how many
+    /// events it indexed; indexes every event by id, whichever process appended it.
+    pub async fn index_events(&self, max: usize) -> Result<usize, StoreError> {
+        let backlog = self
+            .read(|c| audit::index_backlog(c).map_err(StoreError::from))
+            .await?;
+        if backlog == 0 {
+            return Ok(0);
+        }
+        self.write(move |tx| audit::index_step(tx.conn(), max).map_err(StoreError::classify))
+            .await
+    }
+
+    /// Runs [`Store::index_events`] steps until at most `backlog` events are left un-indexed.
+    /// Returns how many events it indexed.
+    pub async fn index_events_until(&self, backlog: i64) -> Result<u64, StoreError> {
+        let mut total = 0u64;
+        loop {
+            let left = self
+                .read(|c| audit::index_backlog(c).map_err(StoreError::from))
+                .await?;
+            if left <= backlog {
+                return Ok(total);
+            }
+            let n = self
+                .write(|tx| {
+                    audit::index_step(tx.conn(), audit::INDEX_BATCH).map_err(StoreError::classify)
+                })
+                .await?;
+            if n == 0 {
+                return Ok(total);
+            }
+            total += n as u64;
+        }
     }
 
     /// Reads a setting.
