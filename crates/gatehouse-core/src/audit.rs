@@ -1034,6 +1034,140 @@ mod tests {
         assert!(c.execute("DELETE FROM events", []).is_err());
     }
 
+    /// The tail scan's matching against FTS5 itself, with `events_fts`'s tokenizer, over the
+    /// same rows and searches: they must agree wherever the scan claims to be exact.
+    #[test]
+    fn the_tail_matcher_agrees_with_fts5() {
+        let c = Connection::open_in_memory().unwrap();
+        c.execute_batch(
+            "CREATE VIRTUAL TABLE t USING fts5 (kind, client_id, detail, \
+             tokenize = \"unicode61 remove_diacritics 2 tokenchars '_'\");",
+        )
+        .unwrap();
+        let rows: Vec<(&str, Option<&str>, serde_json::Value)> = vec![
+            (
+                "gateway.call",
+                Some("agt_abc123"),
+                serde_json::json!({ "url": "https://api.github.com/repos/x" }),
+            ),
+            (
+                "token.issued",
+                Some("agt_beta"),
+                serde_json::json!({ "to": "alex@contractor.example" }),
+            ),
+            (
+                "request.rejected",
+                None,
+                serde_json::json!({ "note": "said \"hi\", then\nleft" }),
+            ),
+            (
+                "consent.approved",
+                Some("agt_x_y"),
+                serde_json::json!({ "where": "Café Zürich", "who": "ÉCOLE naïve" }),
+            ),
+            (
+                "kill_switch.pulled",
+                None,
+                serde_json::json!({ "n": 12345, "tags": ["a.b.c", "x_y-z", "Ünïcödé"] }),
+            ),
+            (
+                "action.requested",
+                Some("agt_gamma"),
+                serde_json::json!({ "text": "Gamma gamma GAMMA rays", "ñ": "señor" }),
+            ),
+        ];
+        for (i, (kind, client, detail)) in rows.iter().enumerate() {
+            c.execute(
+                "INSERT INTO t (rowid, kind, client_id, detail) VALUES (?1, ?2, ?3, ?4)",
+                params![i as i64 + 1, kind, client, detail.to_string()],
+            )
+            .unwrap();
+        }
+        let searches = [
+            "github",
+            "GitHub",
+            "api.github.com",
+            "api.github.c*",
+            "github.api",
+            "repos x",
+            "alex@contractor.example",
+            "contract",
+            "contract*",
+            "example.contractor",
+            "agt_beta",
+            "agt_b*",
+            "agt_*",
+            "agt",
+            "said hi",
+            "hi then",
+            "nleft",
+            "\"hi\"",
+            "rejected",
+            "request.rejected",
+            "request",
+            "cafe",
+            "café",
+            "CAFE zurich",
+            "zür*",
+            "ecole",
+            "naive",
+            "x_y",
+            "x_y-z",
+            "x_y z",
+            "a.b.c",
+            "b.c",
+            "c.b",
+            "12345",
+            "123*",
+            "1234",
+            "unicode",
+            "ünï*",
+            "gamma",
+            "gamma gamma rays",
+            "rays gamma",
+            "senor",
+            "señ*",
+            "kill_switch",
+            "kill*",
+            "pulled kill_switch",
+            "a\"b*",
+            "NEAR(a b)",
+            "detail:alex",
+            "a AND OR NOT",
+            "é",
+            "call agt_abc123",
+            "gateway.call.agt_abc123",
+            "https",
+            "x",
+        ];
+        let mut found_some = 0;
+        for text in searches {
+            let Some(search) = TextSearch::parse(text) else {
+                continue;
+            };
+            let mut stmt = c
+                .prepare("SELECT rowid FROM t WHERE t MATCH ?1 ORDER BY rowid")
+                .unwrap();
+            let by_fts: Vec<i64> = stmt
+                .query_map([&search.fts], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            let by_scan: Vec<i64> = rows
+                .iter()
+                .enumerate()
+                .filter(|(_, (kind, client, detail))| {
+                    search.matches(kind, *client, &detail.to_string())
+                })
+                .map(|(i, _)| i as i64 + 1)
+                .collect();
+            assert_eq!(by_scan, by_fts, "{text:?} ({})", search.fts);
+            found_some += usize::from(!by_fts.is_empty());
+        }
+        // Most searches find something, so agreeing is not agreeing on nothing.
+        assert!(found_some >= 40, "{found_some}");
+    }
+
     #[test]
     fn pages_are_newest_first_by_keyset() {
         let c = db();
