@@ -22,7 +22,8 @@ since?: number | null,
 until?: number | null, 
 /**
  * Words to find in the kind, client id or detail, all of them, whole (`word*` for a prefix);
- * see [`fts_query`].
+ * see [`fts_query`]. Events the background indexer has not reached yet are matched by a scan
+ * with the same rules (see [`query`]).
  */
 text?: string | null, 
 /**
