@@ -672,3 +672,27 @@ async fn a_search_over_a_long_unindexed_tail_indexes_it_first() {
         "mark {mark}"
     );
 }
+
+#[tokio::test]
+async fn the_maintenance_loop_runs_the_indexer() {
+    let env = Env::new();
+    let authority = std::sync::Arc::new(gatehouse_core::Authority::new(
+        env.store.clone(),
+        env.clock.clone(),
+        gatehouse_core::AuthorityConfig::new("http://127.0.0.1:1"),
+    ));
+    let maintain = tokio::spawn(authority.maintain());
+    append_marked(&env.store, "stork", 6_000).await;
+    // Polls until the loop has indexed everything (two steps: 5,000 then the rest), or fails.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while indexed(&env).await < 6_000 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the loop indexed only up to {}",
+            indexed(&env).await
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    maintain.abort();
+    assert_eq!(index_entries(&env, "stork"), (6_000, 6_000));
+}
