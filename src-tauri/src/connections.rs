@@ -6,10 +6,12 @@
 //! A secret crosses IPC once, as [`SecretInput`], and goes straight to the vault (the keyring);
 //! it is never logged, echoed back or kept.
 
+use std::time::Duration;
+
 use gatehouse_core::secret::Secret;
 use gatehouse_core::vault::Removed;
 use gatehouse_core::vault::oauth::{
-    CUSTOM_PROVIDER, ConnectFlows, ConnectRequest, FlowCompletion, OAuthApp, StartedFlow,
+    CUSTOM_PROVIDER, ConnectFlows, ConnectRequest, FLOW_TTL, FlowCompletion, OAuthApp, StartedFlow,
 };
 use serde::{Deserialize, Serialize};
 use tauri::{AppHandle, Emitter, Manager, State};
@@ -335,11 +337,15 @@ fn follow(app: AppHandle, flow: StartedFlow) -> ConnectStarted {
     }
 }
 
-/// Waits for a flow's outcome and logs it (the messages carry no secrets).
+/// Waits for a flow's outcome and logs it (the messages carry no secrets). An abandoned flow is
+/// only reaped when another flow starts or a callback arrives, so the wait gives up a little after
+/// flows expire rather than holding a task until then.
 async fn watch(name: &str, completion: FlowCompletion) {
-    match completion.wait().await {
-        Ok(row) => tracing::info!(connection = name, status = %row.status, "sign-in completed"),
-        Err(e) => tracing::info!(connection = name, error = %e, "sign-in did not complete"),
+    let give_up = FLOW_TTL + Duration::from_secs(30);
+    match tokio::time::timeout(give_up, completion.wait()).await {
+        Ok(Ok(row)) => tracing::info!(connection = name, status = %row.status, "sign-in completed"),
+        Ok(Err(e)) => tracing::info!(connection = name, error = %e, "sign-in did not complete"),
+        Err(_) => tracing::info!(connection = name, "sign-in abandoned (expired)"),
     }
 }
 
