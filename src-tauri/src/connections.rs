@@ -627,6 +627,11 @@ mod tests {
         );
         assert_eq!(p.requests("POST /token"), 1);
         assert!(has_entry(&keyring_user(&name)));
+        assert_eq!(
+            code(connect(d, custom(&name, &p)).await.unwrap_err()),
+            IpcErrorCode::Conflict,
+            "the name is taken"
+        );
 
         // A failed refresh would do this; the view then offers Reconnect.
         let expired = {
