@@ -33,7 +33,7 @@ impl SecretKind {
     }
 }
 
-/// A secret string. `Debug` shows only its prefix; there is no `Serialize`; memory is zeroed on drop.
+/// A secret string. `Debug` shows only a Gatehouse token's public prefix (`gth_at_`); there is no `Serialize`; memory is zeroed on drop.
 /// [`Secret::expose`] is the one way to read it, used where the secret must go on the wire.
 pub struct Secret(Zeroizing<String>);
 
@@ -66,13 +66,12 @@ impl Secret {
 
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let prefix: String = self.0.chars().take_while(|c| *c != '_').collect();
-        let kind = self
-            .0
-            .get(..7)
-            .filter(|p| p.starts_with("gth_"))
-            .unwrap_or(&prefix);
-        write!(f, "Secret({kind}…)")
+        // Only Gatehouse's own public prefix (`gth_at_`, `gth_rt_`...) is shown: any other text
+        // may be an upstream key with no separator at all, so none of it is printed.
+        match self.0.get(..7).filter(|p| p.starts_with("gth_")) {
+            Some(kind) => write!(f, "Secret({kind}…)"),
+            None => f.write_str("Secret(…)"),
+        }
     }
 }
 
@@ -120,6 +119,15 @@ mod tests {
         let shown = format!("{s:?}");
         assert_eq!(shown, "Secret(gth_at_…)");
         assert!(!shown.contains(&s.expose()[7..]));
+    }
+
+    #[test]
+    fn debug_of_a_foreign_secret_shows_none_of_it() {
+        // Regression: an upstream key without `_` (e.g. `sk-abc123`) was printed whole.
+        for text in ["sk-abc123", "ghp_abcdef", "gth", "", "Bearer xyz"] {
+            let shown = format!("{:?}", Secret::from_presented(text));
+            assert_eq!(shown, "Secret(…)", "{text:?}");
+        }
     }
 
     #[test]
