@@ -448,9 +448,31 @@ impl TextSearch {
     /// found within one column (kind, client id or detail text), its tokens consecutive, the last
     /// one a prefix when the chunk ends in `*`.
     fn matches(&self, kind: &str, client_id: Option<&str>, detail: &str) -> bool {
+        let client_id = client_id.unwrap_or("");
+        // Most tail rows match nothing: rule them out without tokenizing when a chunk's longest
+        // token is in no column as text. Exact only for ASCII columns (case folds bytewise), so a
+        // column with other characters always goes on to the tokenizer.
+        let may_hold = |token: &str| {
+            [kind, client_id, detail].iter().any(|col| {
+                !col.is_ascii()
+                    || col
+                        .as_bytes()
+                        .windows(token.len())
+                        .any(|w| w.eq_ignore_ascii_case(token.as_bytes()))
+            })
+        };
+        let ruled_out = self.chunks.iter().any(|(phrase, _)| {
+            phrase
+                .iter()
+                .max_by_key(|t| t.len())
+                .is_some_and(|t| t.is_ascii() && !may_hold(t))
+        });
+        if ruled_out {
+            return false;
+        }
         let columns: [Vec<String>; 3] = [
             fold_tokens(kind).collect(),
-            fold_tokens(client_id.unwrap_or("")).collect(),
+            fold_tokens(client_id).collect(),
             fold_tokens(detail).collect(),
         ];
         self.chunks
