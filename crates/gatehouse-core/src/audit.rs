@@ -585,9 +585,9 @@ pub(crate) fn index_step(conn: &Connection, max: usize) -> rusqlite::Result<usiz
 /// The newest events matching `q`, newest first.
 ///
 /// Each filter picks its index: text search first scans the events the background indexer has not
-/// reached yet (ids above [`last_indexed_id`]; normally under a second of events), matching them
-/// in Rust with the FTS rules ([`TextSearch::matches`]), then walks the FTS index in descending
-/// rowid order below that mark (and stops after a page); one kind walks `(kind, id)`; several kinds walk each kind's index and
+/// reached yet (ids above [`last_indexed_id`]; normally under a second of events), matching each
+/// with the index's rules, then walks the FTS index in descending rowid order below that mark
+/// (and stops after a page); one kind walks `(kind, id)`; several kinds walk each kind's index and
 /// merge; an agent walks `(client_id, id)`; otherwise the primary key. Time bounds first narrow
 /// the ids to walk ([`id_bounds`]), then are checked on the rows walked, as is the outcome.
 pub fn query(conn: &Connection, q: &EventQuery) -> rusqlite::Result<Vec<Event>> {
