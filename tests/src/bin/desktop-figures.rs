@@ -458,6 +458,8 @@ struct ProcMem {
     name: String,
     rss_kib: u64,
     pss_kib: u64,
+    /// Anonymous memory (heap, stacks): what is not file-backed, such as SQLite's mmap of the db.
+    anon_kib: u64,
 }
 
 fn parent_of(pid: u32) -> Option<u32> {
@@ -511,6 +513,7 @@ fn proc_mem(pid: u32) -> Option<ProcMem> {
         name,
         rss_kib: field("Rss:"),
         pss_kib: field("Pss:"),
+        anon_kib: field("Anonymous:"),
     })
 }
 
@@ -519,23 +522,28 @@ fn print_memory(what: &str, root: u32) {
         .into_iter()
         .filter_map(proc_mem)
         .collect();
-    println!("\n{what}\n\n| process | pid | RSS MiB | PSS MiB |\n|---|---|---|---|");
+    println!(
+        "\n{what}\n\n| process | pid | RSS MiB | PSS MiB | of which anonymous MiB |\n|---|---|---|---|---|"
+    );
     for p in &procs {
         println!(
-            "| {} | {} | {:.1} | {:.1} |",
+            "| {} | {} | {:.1} | {:.1} | {:.1} |",
             p.name,
             p.pid,
             p.rss_kib as f64 / 1024.0,
-            p.pss_kib as f64 / 1024.0
+            p.pss_kib as f64 / 1024.0,
+            p.anon_kib as f64 / 1024.0
         );
     }
     let rss: u64 = procs.iter().map(|p| p.rss_kib).sum();
     let pss: u64 = procs.iter().map(|p| p.pss_kib).sum();
+    let anon: u64 = procs.iter().map(|p| p.anon_kib).sum();
     println!(
-        "| **total ({} processes)** | | {:.1} | **{:.1}** |",
+        "| **total ({} processes)** | | {:.1} | **{:.1}** | {:.1} |",
         procs.len(),
         rss as f64 / 1024.0,
-        pss as f64 / 1024.0
+        pss as f64 / 1024.0,
+        anon as f64 / 1024.0
     );
 }
 
@@ -555,14 +563,16 @@ async fn memory_figures(idle: Duration) -> Result<()> {
         ),
         pid,
     );
-    let closed = x11::request_close(MAIN_TITLE);
-    if closed == 0 {
-        bail!("no shown main window to close");
-    }
-    let deadline = Instant::now() + Duration::from_secs(10);
+    // WM_DELETE_WINDOW is sent again every 2 s until the window is gone (one was seen ignored).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut sent = Instant::now() - Duration::from_secs(10);
     while x11::is_shown(MAIN_TITLE) {
         if Instant::now() > deadline {
             bail!("the main window did not hide after WM_DELETE_WINDOW");
+        }
+        if sent.elapsed() >= Duration::from_secs(2) {
+            x11::request_close(MAIN_TITLE);
+            sent = Instant::now();
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -665,30 +675,45 @@ async fn build_activity_dir(dir: &Path, events: u64) -> Result<Duration> {
     Ok(started.elapsed())
 }
 
-/// Installed in the page once: times every `events_page` IPC call by wrapping
-/// `__TAURI_INTERNALS__.invoke` (what `@tauri-apps/api`'s `invoke` calls).
-const HOOK_JS: &str = r#"
-const w = window;
-if (!w.__df) {
-  w.__df = { calls: [] };
+/// Installed in the page once. (Wrapping `__TAURI_INTERNALS__.invoke` to time the view's own IPC
+/// calls does not take: the object is not writable. IPC round trips are timed by calling the
+/// same command from the page instead, see [`IPC_JS`].)
+const SETUP_JS: &str = r#"
+window.__df = {};
+return { heap: !!(performance.memory && performance.memory.usedJSHeapSize) };
+"#;
+
+/// Times `events_page` round trips called from the page with the queries the view sends
+/// (arguments: an agent's client id): first pages with each filter, then 40 keyset pages down
+/// from the newest, then one near the oldest events.
+const IPC_JS: &str = r#"
+const [agent] = arguments;
+const out = { done: false, rows: [], error: null };
+window.__dfIpc = out;
+const time = async (label, query) => {
+  const t = performance.now();
+  const v = await window.__TAURI_INTERNALS__.invoke('events_page', { query });
+  out.rows.push({ label, ms: performance.now() - t, n: v.length });
+  return v;
+};
+(async () => {
   try {
-    const internals = w.__TAURI_INTERNALS__;
-    const orig = internals.invoke;
-    const wrapped = function (cmd, args, opts) {
-      const p = orig.call(this, cmd, args, opts);
-      if (cmd !== 'events_page') return p;
-      const rec = { query: args && args.query, start: performance.now(), end: null, n: null, firstId: null };
-      w.__df.calls.push(rec);
-      p.then((v) => { rec.end = performance.now(); if (Array.isArray(v)) { rec.n = v.length; rec.firstId = v.length ? v[0].id : null; } },
-             () => { rec.end = performance.now(); rec.failed = true; });
-      return p;
-    };
-    internals.invoke = wrapped;
-    w.__df.hooked = internals.invoke === wrapped;
-  } catch (e) { w.__df.hookError = String(e); w.__df.hooked = false; }
-}
-return { hooked: w.__df.hooked, hookError: w.__df.hookError || null,
-         heap: !!(performance.memory && performance.memory.usedJSHeapSize) };
+    await time('first page, no filter', { limit: 100 });
+    await time('first page, text "payroll"', { limit: 100, text: 'payroll' });
+    await time('first page, one agent', { limit: 100, clientId: agent });
+    await time('first page, text "nomatchword" (no event matches)', { limit: 100, text: 'nomatchword' });
+    await time('first page, one agent + "nomatchword"', { limit: 100, clientId: agent, text: 'nomatchword' });
+    let before;
+    for (let i = 0; i < 40; i++) {
+      const q = { limit: 100 };
+      if (before !== undefined) q.beforeId = before;
+      const v = await time('keyset page', q);
+      before = v[v.length - 1].id;
+    }
+    await time('keyset page near the oldest (beforeId 1000)', { limit: 100, beforeId: 1000 });
+  } catch (e) { out.error = String((e && e.message) || JSON.stringify(e)); }
+  out.done = true;
+})();
 "#;
 
 /// Clicks the Activity nav and records when the first event row enters the DOM and the frame
@@ -710,21 +735,25 @@ check();
 "#;
 
 /// Applies a filter (arguments: "text" or "agent", value) and records when the view shows the
-/// answer: an `events_page` call made after the change has returned and the first row on screen
-/// is its first event (or, for an empty answer, no row is left).
+/// answer: nothing is loading any more and either the first row is another event than before
+/// the change, or the list was seen reset (loading, or emptied) and now shows rows again or says
+/// "No events match.".
 const FILTER_JS: &str = r#"
 const [which, value] = arguments;
 const df = window.__df;
-const st = { t0: performance.now(), from: df.calls.length, done: null, call: null };
+const firstId = () => { const r = document.querySelector('[data-testid=event-row]'); return r ? r.getAttribute('data-event-id') : null; };
+const st = { t0: performance.now(), before: firstId(), done: null };
 df.filter = st;
 const tick = () => {
   if (st.done !== null) return;
-  const calls = df.calls.slice(st.from).filter((c) => c.end !== null && !c.query.beforeId);
-  const c = calls[calls.length - 1];
-  if (!c) return;
-  const first = document.querySelector('[data-testid=event-row]');
-  const ok = c.n === 0 ? !first : (first && first.getAttribute('data-event-id') === String(c.firstId));
-  if (ok) { st.done = performance.now(); st.call = { ms: c.end - c.start, n: c.n, sentAfter: c.start - st.t0 }; clearInterval(st.iv); }
+  const sentinel = document.querySelector('.sentinel');
+  const note = sentinel ? sentinel.textContent.trim() : '';
+  const now = firstId();
+  if (note.startsWith('Loading')) { st.reset = true; return; }
+  if (now === null && st.before !== null) st.reset = true;
+  if ((now !== null && (now !== st.before || st.reset)) || (st.reset && note === 'No events match.')) {
+    st.done = performance.now(); st.first = now; clearInterval(st.iv);
+  }
 };
 st.iv = setInterval(tick, 2);
 if (which === 'text') {
@@ -743,7 +772,7 @@ if (which === 'text') {
 const SCROLL_STEP_JS: &str = r#"
 const df = window.__df;
 const s = document.querySelector('.scroller');
-const st = { t0: performance.now(), target: s.scrollTop + s.clientHeight, done: null, from: df.calls.length };
+const st = { t0: performance.now(), target: s.scrollTop + s.clientHeight, done: null };
 df.step = st;
 s.scrollTop = st.target;
 const tick = () => {
@@ -775,12 +804,12 @@ const SMOOTH_JS: &str = r#"
 const [duration, px] = arguments;
 const df = window.__df;
 const s = document.querySelector('.scroller');
-const fr = { frames: [], start: performance.now(), end: null, from: df.calls.length, top0: s.scrollTop };
+const fr = { frames: [], start: performance.now(), end: null, top0: s.scrollTop, rows0: Math.round(s.querySelector('.rows').offsetHeight / 44) };
 df.smooth = fr;
 const step = (t) => {
   fr.frames.push(t);
   s.scrollTop += px;
-  if (t - fr.start < duration) requestAnimationFrame(step); else { fr.end = performance.now(); fr.top1 = s.scrollTop; }
+  if (t - fr.start < duration) requestAnimationFrame(step); else { fr.end = performance.now(); fr.top1 = s.scrollTop; fr.rows1 = Math.round(s.querySelector('.rows').offsetHeight / 44); }
 };
 requestAnimationFrame(step);
 "#;
@@ -880,17 +909,10 @@ async fn activity_figures(args: &Args) -> Result<()> {
 }
 
 async fn activity_session(session: &Session, args: &Args, dir: &Path) -> Result<()> {
-    let hook = session
-        .execute(HOOK_JS, json!([]))
+    session
+        .execute(SETUP_JS, json!([]))
         .await
-        .map_err(|e| anyhow::anyhow!("install the IPC timer: {e:?}"))?;
-    let hooked = hook["hooked"].as_bool() == Some(true);
-    if !hooked {
-        println!(
-            "(The IPC timer could not wrap invoke: {}; keyset page times are missing.)",
-            hook["hookError"]
-        );
-    }
+        .map_err(|e| anyhow::anyhow!("set up the page: {e:?}"))?;
 
     // Click to first row.
     session
@@ -904,13 +926,6 @@ async fn activity_session(session: &Session, args: &Args, dir: &Path) -> Result<
         "the first event row",
     )
     .await?;
-    let first_page = session
-        .execute(
-            "const c = window.__df.calls[0]; return c ? { ms: c.end - c.start, n: c.n } : null;",
-            json!([]),
-        )
-        .await
-        .unwrap_or(Value::Null);
     let t0 = open["t0"].as_f64().unwrap_or(0.0);
     println!("\n| Activity, measured in the page (performance.now) | ms |\n|---|---|");
     println!(
@@ -920,11 +935,6 @@ async fn activity_session(session: &Session, args: &Args, dir: &Path) -> Result<
     println!(
         "| click on Activity → the animation frame after it (painted) | {:.0} |",
         open["frame"].as_f64().unwrap_or(f64::NAN) - t0
-    );
-    println!(
-        "| first page's `events_page` IPC round trip ({} events) | {:.0} |",
-        first_page["n"],
-        first_page["ms"].as_f64().unwrap_or(f64::NAN)
     );
     // Let the first page settle (the fill-the-viewport effect may ask for a second page).
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -955,7 +965,7 @@ async fn activity_session(session: &Session, args: &Args, dir: &Path) -> Result<
         (
             "agent filter (one of 20 agents, ~4.75% of events)".to_owned(),
             "agent",
-            agent,
+            agent.clone(),
         ),
         (
             "text search \"nomatchword\" with the agent filter on (no event matches)".to_owned(),
@@ -988,21 +998,47 @@ async fn activity_session(session: &Session, args: &Args, dir: &Path) -> Result<
             "| {label}: change → rows shown (view's 250 ms search debounce included for text) | {:.0} |",
             f["done"].as_f64().unwrap_or(f64::NAN) - f["t0"].as_f64().unwrap_or(0.0)
         );
-        println!(
-            "| … its `events_page` IPC round trip ({} events) | {:.0} |",
-            f["call"]["n"],
-            f["call"]["ms"].as_f64().unwrap_or(f64::NAN)
-        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 
-    // Page-down scrolls.
-    let calls_before = session
-        .execute("return window.__df.calls.length;", json!([]))
+    // IPC round trips of the queries the view sends, called from the page.
+    session
+        .execute(IPC_JS, json!([agent]))
         .await
-        .ok()
-        .and_then(|v| v.as_u64())
-        .unwrap_or(0);
+        .map_err(|e| anyhow::anyhow!("time events_page: {e:?}"))?;
+    let ipc = poll_js(
+        session,
+        "const o = window.__dfIpc; return o.done ? o : null;",
+        Duration::from_secs(300),
+        "the events_page timings",
+    )
+    .await?;
+    if let Some(err) = ipc["error"].as_str() {
+        bail!("events_page failed: {err}");
+    }
+    let rows = ipc["rows"].as_array().cloned().unwrap_or_default();
+    println!(
+        "\n`events_page` IPC round trips, called from the page with the view's queries (limit 100):\n"
+    );
+    println!("| query | events | ms |\n|---|---|---|");
+    let mut keyset = Vec::new();
+    for r in &rows {
+        let label = r["label"].as_str().unwrap_or("");
+        let ms = r["ms"].as_f64().unwrap_or(f64::NAN);
+        if label == "keyset page" {
+            keyset.push(ms);
+        } else {
+            println!("| {label} | {} | {ms:.1} |", r["n"]);
+        }
+    }
+    println!(
+        "| 40 keyset pages down from the newest (`beforeId` = last id of the previous page): p50 / p99 / max | 100 each | {:.1} / {:.1} / {:.1} |",
+        median(&keyset),
+        percentile(&keyset, 99.0),
+        max(&keyset)
+    );
+
+    // Page-down scrolls.
     let mut step_ms = Vec::new();
     let mut dom_rows = Vec::new();
     let mut feed_rows = 0u64;
@@ -1026,17 +1062,6 @@ async fn activity_session(session: &Session, args: &Args, dir: &Path) -> Result<
             heaps.push(h);
         }
     }
-    let pages = session
-        .execute(
-            "return window.__df.calls.slice(arguments[0]).map((c) => [c.end - c.start, c.n]);",
-            json!([calls_before]),
-        )
-        .await
-        .unwrap_or(Value::Null);
-    let page_ms: Vec<f64> = pages
-        .as_array()
-        .map(|a| a.iter().filter_map(|p| p[0].as_f64()).collect())
-        .unwrap_or_default();
     println!(
         "\n{} page-down scrolls (scrollTop += clientHeight, then wait until the offset is reached and \
          rendered rows cover the viewport):\n",
@@ -1048,13 +1073,6 @@ async fn activity_session(session: &Session, args: &Args, dir: &Path) -> Result<
         median(&step_ms),
         percentile(&step_ms, 99.0),
         max(&step_ms)
-    );
-    println!(
-        "| keyset page load, `events_page` IPC round trip ({} pages, ms) | {:.1} | {:.1} | {:.1} |",
-        page_ms.len(),
-        median(&page_ms),
-        percentile(&page_ms, 99.0),
-        max(&page_ms)
     );
     println!(
         "| `event-row` elements in the DOM | {:.0} | {:.0} | {:.0} |",
@@ -1075,6 +1093,28 @@ async fn activity_session(session: &Session, args: &Args, dir: &Path) -> Result<
             heaps[heaps.len() - 1] / 1048576.0
         );
     }
+
+    // The frame rate with nothing to do, as a baseline for the scroll's.
+    session
+        .execute(SMOOTH_JS, json!([3000, 0]))
+        .await
+        .map_err(|e| anyhow::anyhow!("idle frames: {e:?}"))?;
+    tokio::time::sleep(Duration::from_millis(4000)).await;
+    let idle = session
+        .execute("return window.__df.smooth.frames;", json!([]))
+        .await
+        .unwrap_or(Value::Null);
+    let idle: Vec<f64> = idle
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_f64).collect())
+        .unwrap_or_default();
+    let idle: Vec<f64> = idle.windows(2).map(|w| w[1] - w[0]).collect();
+    println!(
+        "\nrequestAnimationFrame with no scrolling (3 s, baseline): {} frames, interval p50 {:.1} ms, max {:.1} ms.",
+        idle.len() + 1,
+        median(&idle),
+        max(&idle)
+    );
 
     // Smooth scroll timed by requestAnimationFrame.
     let duration_ms = args.smooth_secs * 1000;
@@ -1100,18 +1140,11 @@ async fn activity_session(session: &Session, args: &Args, dir: &Path) -> Result<
     } else {
         let intervals: Vec<f64> = frames.windows(2).map(|w| w[1] - w[0]).collect();
         let long = intervals.iter().filter(|&&d| d > 50.0).count();
-        let pages = session
-            .execute(
-                "return window.__df.calls.slice(window.__df.smooth.from).length;",
-                json!([]),
-            )
-            .await
-            .ok()
-            .and_then(|v| v.as_u64())
-            .unwrap_or(0);
+        let pages =
+            (fr["rows1"].as_f64().unwrap_or(0.0) - fr["rows0"].as_f64().unwrap_or(0.0)) / 100.0;
         println!(
             "\nScripted smooth scroll, 88 px (2 rows) per animation frame for {} s: {} frames, \
-             {:.0} px scrolled, {pages} keyset pages loaded meanwhile.\n",
+             {:.0} px scrolled, {pages:.0} keyset pages loaded meanwhile.\n",
             args.smooth_secs,
             frames.len(),
             fr["top1"].as_f64().unwrap_or(0.0) - fr["top0"].as_f64().unwrap_or(0.0)
