@@ -166,9 +166,7 @@ pub async fn agent_revoke(d: &Desktop, client_id: String) -> Result<RevokeSummar
 /// A page of the Activity view, newest first (keyset by `beforeId`).
 pub async fn events_page(d: &Desktop, query: EventQuery) -> Result<Vec<Event>, IpcError> {
     check_event_query(&query)?;
-    Ok(d.store
-        .read(move |c| audit::query(c, &query).map_err(StoreError::from))
-        .await?)
+    Ok(admin::events_query(&d.store, query).await?)
 }
 
 fn check_event_query(q: &EventQuery) -> Result<(), IpcError> {
