@@ -59,45 +59,123 @@ export function matches(e: Event, f: Filters, now: number): boolean {
   return true;
 }
 
-/** The feed as loaded so far, newest first. */
+/** At most this many events are held in memory; scrolling further drops pages at the far end. */
+export const MAX_LOADED = 2_000;
+
+/** A run of rows dropped from the top of the window: `beforeId` (`null` = from the newest event)
+ * and `count` re-fetch exactly them. */
+export type DroppedChunk = { beforeId: number | null; count: number };
+
+/** The feed as loaded so far, newest first. A bounded window over the whole log: `rows` are the
+ * loaded events; `above` the chunks dropped above them, newest chunk first. It is mutated in place
+ * (the arrays are plain, not reactive): the view bumps a counter after each change. */
 export type Feed = {
   rows: Event[];
-  /** True once a page came back short: there is nothing older. */
+  /** Chunks dropped above `rows`, newest first (`above[0]` is the top of the log). */
+  above: DroppedChunk[];
+  /** True once a page came back short: there is nothing older than the last row. */
   done: boolean;
 };
 
-export const EMPTY_FEED: Feed = { rows: [], done: false };
+export function emptyFeed(): Feed {
+  return { rows: [], above: [], done: false };
+}
+
+/** How many rows sit above the loaded ones (dropped, re-fetchable): the index of `rows[0]`. */
+export function offsetOf(feed: Feed): number {
+  let n = 0;
+  for (const c of feed.above) n += c.count;
+  return n;
+}
 
 /** The keyset cursor for the next (older) page: the last row's id. */
 export function nextBeforeId(feed: Feed): number | undefined {
   return feed.rows.length ? feed.rows[feed.rows.length - 1]!.id : undefined;
 }
 
-/** The feed after an older page arrived (rows already present are not repeated). */
-export function appendPage(feed: Feed, page: Event[], limit = PAGE_SIZE): Feed {
+/** Adds an older page at the bottom, in place (rows already present are not repeated), then drops
+ * whole chunks from the top while more than `max` rows are loaded. Returns the rows added. */
+export function appendPage(feed: Feed, page: Event[], limit = PAGE_SIZE, max = MAX_LOADED): number {
   const last = nextBeforeId(feed);
-  const older = last === undefined ? page : page.filter((e) => e.id < last);
-  return { rows: feed.rows.concat(older), done: page.length < limit };
+  let added = 0;
+  for (const e of page) {
+    if (last !== undefined && e.id >= last) continue;
+    feed.rows.push(e);
+    added++;
+  }
+  feed.done = page.length < limit;
+  dropTop(feed, max);
+  return added;
 }
 
-/** The feed after live events arrived: each new id goes in its place (newest first), duplicates
- * are dropped. Live events usually arrive in order, so this is a prepend. */
-export function mergeLive(feed: Feed, incoming: Event[]): Feed {
-  if (incoming.length === 0) return feed;
-  const newest = feed.rows.length ? feed.rows[0]!.id : -Infinity;
-  // The usual case, one event newer than anything shown: a prepend, no set or sort over the feed.
-  if (incoming.length === 1 && incoming[0]!.id > newest) return { ...feed, rows: [incoming[0]!, ...feed.rows] };
-  const seen = new Set(feed.rows.map((e) => e.id));
-  const fresh: Event[] = [];
-  for (const e of incoming) {
-    if (seen.has(e.id)) continue;
-    seen.add(e.id);
-    fresh.push(e);
+/** Drops rows from the top, `PAGE_SIZE` at a time, until at most `max` are loaded; each drop is
+ * remembered as a chunk with the cursor that re-fetches it. */
+export function dropTop(feed: Feed, max = MAX_LOADED, chunk = PAGE_SIZE): void {
+  if (feed.rows.length <= max) return;
+  const n = Math.ceil((feed.rows.length - max) / chunk) * chunk;
+  const gone = feed.rows.splice(0, Math.min(n, feed.rows.length));
+  feed.above.push({ beforeId: feed.above.length === 0 ? null : gone[0]!.id + 1, count: gone.length });
+}
+
+/** The chunk to re-fetch when the person scrolls back up into dropped rows, or none. */
+export function refetchQuery(feed: Feed): DroppedChunk | undefined {
+  return feed.above[feed.above.length - 1];
+}
+
+/** Puts a re-fetched chunk back above the loaded rows, in place, and drops rows from the bottom
+ * to stay within `max` (they come back through `nextBeforeId` as older pages). Returns by how many
+ * rows the offset of the loaded rows moved up by more than the page covered (the store may have
+ * lost rows meanwhile, e.g. to retention): the view shifts its scroll position by that. */
+export function prependChunk(feed: Feed, page: Event[], max = MAX_LOADED): number {
+  const chunk = feed.above.pop();
+  if (!chunk) return 0;
+  const first = feed.rows.length ? feed.rows[0]!.id : -Infinity;
+  const fresh = page.filter((e) => e.id > first);
+  feed.rows.unshift(...fresh);
+  if (feed.rows.length > max) {
+    feed.rows.length = max;
+    feed.done = false;
   }
-  if (fresh.length === 0) return feed;
-  const rows = fresh.concat(feed.rows);
-  rows.sort((a, b) => b.id - a.id);
-  return { ...feed, rows };
+  return chunk.count - fresh.length;
+}
+
+/** Live events arrived: each new id goes in its place (newest first), duplicates are dropped, in
+ * place. When the top of the log is dropped they only grow the top chunk (re-fetched from the
+ * newest). Returns how many rows were added above what the person is reading. */
+export function mergeLive(feed: Feed, incoming: Event[], max = MAX_LOADED): number {
+  if (incoming.length === 0) return 0;
+  if (feed.above.length > 0) {
+    // Live events are newer than everything loaded: they belong in the dropped top chunk, which
+    // is re-fetched from the newest event (`beforeId` null), so counting them is enough.
+    const ids = new Set(incoming.map((e) => e.id));
+    feed.above[0]!.count += ids.size;
+    return ids.size;
+  }
+  const newest = feed.rows.length ? feed.rows[0]!.id : -Infinity;
+  let added = 0;
+  // The usual case, one event newer than anything shown: a prepend, no set or sort over the feed.
+  if (incoming.length === 1 && incoming[0]!.id > newest) {
+    feed.rows.unshift(incoming[0]!);
+    added = 1;
+  } else {
+    const seen = new Set(feed.rows.map((e) => e.id));
+    const fresh: Event[] = [];
+    for (const e of incoming) {
+      if (seen.has(e.id)) continue;
+      seen.add(e.id);
+      fresh.push(e);
+    }
+    if (fresh.length === 0) return 0;
+    feed.rows.unshift(...fresh);
+    feed.rows.sort((a, b) => b.id - a.id);
+    added = fresh.length;
+  }
+  // Bounded at the bottom: the cut rows come back as older pages.
+  if (feed.rows.length > max) {
+    feed.rows.length = max;
+    feed.done = false;
+  }
+  return added;
 }
 
 /** The slice of rows to render for a fixed row height: what is on screen plus `overscan` rows
