@@ -23,6 +23,7 @@ pub fn create_main(app: &AppHandle, visible: bool) -> tauri::Result<WebviewWindo
         .min_inner_size(720.0, 480.0)
         .visible(visible)
         .build()?;
+    paint_in_software_without_gpu(&window);
     let hide = window.clone();
     window.on_window_event(move |event| {
         if let WindowEvent::CloseRequested { api, .. } = event {
@@ -205,6 +206,7 @@ fn show_consent(app: &AppHandle, id: &str) -> tauri::Result<()> {
         .focused(true)
         .center()
         .build()?;
+    paint_in_software_without_gpu(&window);
     let handle = app.clone();
     window.on_window_event(move |event| {
         if let WindowEvent::Destroyed = event {
@@ -215,6 +217,34 @@ fn show_consent(app: &AppHandle, id: &str) -> tauri::Result<()> {
     let _ = window.set_focus();
     Ok(())
 }
+
+/// Without a GPU render node, WebKitGTK's accelerated compositing runs on software GL, and the
+/// Activity view over 1,000,000 events scrolled at ~13 fps; painting without compositing scrolls
+/// at 60 fps on the same machine (docs/desktop-figures.md). With a GPU, WebKit keeps its default.
+#[cfg(target_os = "linux")]
+fn paint_in_software_without_gpu(window: &WebviewWindow) {
+    let has_gpu = std::fs::read_dir("/dev/dri")
+        .map(|dir| {
+            dir.flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with("renderD"))
+        })
+        .unwrap_or(false);
+    if has_gpu {
+        return;
+    }
+    let applied = window.with_webview(|webview| {
+        use webkit2gtk::{HardwareAccelerationPolicy, SettingsExt, WebViewExt};
+        if let Some(settings) = webview.inner().settings() {
+            settings.set_hardware_acceleration_policy(HardwareAccelerationPolicy::Never);
+        }
+    });
+    if let Err(e) = applied {
+        tracing::warn!(error = %e, "cannot switch off accelerated compositing");
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn paint_in_software_without_gpu(_window: &WebviewWindow) {}
 
 #[cfg(test)]
 mod tests {
