@@ -159,7 +159,65 @@ export function describeEvent(event: Event, ctx: DescribeContext = {}): string {
       const bits = [str(d, "kind"), str(d, "provider")].filter(Boolean).join(", ");
       return `Connection ${str(d, "connection") ?? "?"}${bits ? ` (${bits})` : ""} ${verb}`;
     }
+    case "mcp.call":
+      return `${who} ${mcpCall(d)}`;
+    case "mcp.server_added":
+    case "mcp.server_removed": {
+      const verb = event.kind === "mcp.server_added" ? "added" : "removed";
+      const transport = event.kind === "mcp.server_added" ? str(d, "transport") : undefined;
+      return `MCP server ${str(d, "server") ?? "?"}${transport ? ` (${transport})` : ""} ${verb}${mcpBy(d)}`;
+    }
+    case "mcp.tool_changed":
+      return `${str(d, "server") ?? "?"} changed the definition of ${str(d, "tool") ?? "?"} — held until you review it`;
+    case "mcp.tool_approved":
+      return `The definition of ${str(d, "tool") ?? "?"} on ${str(d, "server") ?? "?"} was approved${mcpBy(d)}`;
+    case "mcp.server_exited": {
+      const status = num(d, "status");
+      const restart = num(d, "restart_in_ms");
+      return `MCP server ${str(d, "server") ?? "?"} ${status !== undefined ? `exited with status ${status}` : "stopped or could not start"}${restart !== undefined ? `; restarting in ${restart < 1000 ? `${restart} ms` : `${Math.round(restart / 1000)} s`}` : ""}`;
+    }
     default:
       return `${event.kind} (${event.outcome})${event.client_id ? ` by ${who}` : ""}`;
   }
+}
+
+const MCP_BY: Record<string, string> = { consent: " at consent", cli: " from the CLI", desktop: " in the app" };
+
+function mcpBy(d: Detail): string {
+  const by = str(d, "by");
+  return by ? (MCP_BY[by] ?? ` by ${by}`) : "";
+}
+
+const MCP_DECISION: Record<string, string> = {
+  denied: "denied by you",
+  expired: "not answered in time",
+  deny: "refused",
+  held: "held: its definition awaits your review",
+};
+
+const MCP_OUTCOME: Record<string, string> = {
+  tool_error: "the tool reported an error",
+  unavailable: "the server was unavailable",
+  error: "failed",
+};
+
+/** "called delete_note on demo — approved (notification), 12 ms" (after the agent's name). */
+function mcpCall(d: Detail): string {
+  const server = str(d, "server") ?? "?";
+  const method = str(d, "method");
+  const what =
+    method === "resources/read"
+      ? `read ${str(d, "resource") ?? str(d, "uri") ?? "a resource"}`
+      : method === "prompts/get"
+        ? `got the prompt ${str(d, "prompt") ?? "?"}`
+        : `called ${str(d, "tool") ?? "?"}`;
+  const parts: string[] = [];
+  const decision = str(d, "decision");
+  if (decision === "approved") parts.push(`approved${via(d)}`);
+  else if (decision && MCP_DECISION[decision]) parts.push(MCP_DECISION[decision]!);
+  const outcome = str(d, "outcome");
+  if (outcome && MCP_OUTCOME[outcome] && !(decision && MCP_DECISION[decision])) parts.push(MCP_OUTCOME[outcome]!);
+  const ms = num(d, "duration_ms");
+  if (ms !== undefined) parts.push(`${ms} ms`);
+  return `${what} on ${server}${parts.length ? ` — ${parts.join(", ")}` : ""}`;
 }

@@ -17,12 +17,21 @@ const KNOWN: Record<string, string> = {
 // The gateway's scope names (see gatehouse-core gateway): {connection}:read for GET/HEAD/OPTIONS,
 // {connection}:write for other methods; a connection name is [a-z0-9-]{1,40}.
 const GATEWAY = /^([a-z0-9-]{1,40}):(read|write)$/;
+// The MCP gateway's: mcp:{server} (every tool, resource and prompt) or mcp:{server}:{tool}.
+const MCP = /^mcp:([a-z0-9-]{1,40})(?::(.+))?$/;
 
 /** One plain-language line for `scope`; unknown scopes say so and show the raw string. */
 export function describeScope(scope: string): string {
   const known = KNOWN[scope];
   if (known) return known;
   if (scope.startsWith("calendar:")) return `Use your calendar (${scope.slice("calendar:".length)})`;
+  const mcp = MCP.exec(scope);
+  if (mcp) {
+    const [, server, tool] = mcp;
+    return tool === undefined
+      ? `Use every tool of the MCP server ${server}, and read its resources and prompts`
+      : `Use the tool ${tool} of the MCP server ${server}`;
+  }
   const m = GATEWAY.exec(scope);
   if (m) {
     const name = m[1];
