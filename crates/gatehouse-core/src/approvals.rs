@@ -62,6 +62,10 @@ pub struct Decision {
     /// For an action: how many times its token may be used (`None`: one use for a token carrying
     /// authorization details, otherwise unlimited within its short life).
     pub uses: Option<u32>,
+    /// For an action whose request offers a broader pattern ([`ActionRequest::broader`], e.g. an
+    /// MCP tool with any arguments): a remembered decision covers that pattern instead of exactly
+    /// the resources asked for. Ignored when nothing is remembered.
+    pub broader: bool,
 }
 
 impl Decision {
@@ -71,6 +75,7 @@ impl Decision {
             scopes: None,
             remember: Remember::Once,
             uses: None,
+            broader: false,
         }
     }
     pub fn deny() -> Self {
@@ -79,6 +84,7 @@ impl Decision {
             scopes: None,
             remember: Remember::Once,
             uses: None,
+            broader: false,
         }
     }
 }
@@ -122,6 +128,11 @@ pub struct ActionRequest {
     /// Warnings shown with the request (e.g. a recipient outside the person's own domains).
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// A resource pattern a remembered decision may cover instead of exactly `resources` (the
+    /// person's choice, [`Decision::broader`]): for an MCP tool call, the tool with any arguments.
+    /// Skipped when absent, so requests filed before it existed hash the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broader: Option<String>,
 }
 
 /// An approval as every channel presents it (the jsonl contract's fields).
@@ -221,6 +232,9 @@ pub struct Broker {
     /// setting applies to the next approval filed through any of them.
     ttl_ms: Arc<AtomicU64>,
     session_id: Arc<str>,
+    /// The authorization server's issuer, when known: an approved consent for the resource
+    /// `{issuer}/mcp/{name}` pins that MCP server's new tools ([`crate::mcp::pin_on_consent`]).
+    issuer: Option<Arc<str>>,
     notices: broadcast::Sender<ApprovalNotice>,
     /// One waiter per request someone waits on: it learns the final status once decided.
     waiters: Arc<std::sync::Mutex<HashMap<String, watch::Sender<Option<ApprovalStatus>>>>>,
@@ -238,9 +252,16 @@ impl Broker {
             clock,
             ttl_ms: Arc::new(AtomicU64::new(ttl.as_millis() as u64)),
             session_id,
+            issuer: None,
             notices,
             waiters: Arc::default(),
         }
+    }
+
+    /// Sets the issuer (see [`Broker`]'s `issuer`): the authority does, with its own.
+    pub fn with_issuer(mut self, issuer: &str) -> Self {
+        self.issuer = Some(issuer.into());
+        self
     }
 
     /// Wakes whoever waits on `id` with its final status.
@@ -321,7 +342,14 @@ impl Broker {
         decision: &Decision,
         channel: &str,
     ) -> Result<Result<ApprovalRow, DecideError>, StoreError> {
-        decide_in(tx, id, decision, channel, &self.session_id)
+        decide_in(
+            tx,
+            id,
+            decision,
+            channel,
+            &self.session_id,
+            self.issuer.as_deref(),
+        )
     }
 
     /// Tells approvers and waiters that `id` was decided.
@@ -414,11 +442,19 @@ impl Broker {
         let id_for_notice = id.clone();
         let channel_owned = channel.to_owned();
         let session_id = self.session_id.clone();
+        let issuer = self.issuer.clone();
         let result = self
             .store
             .write(
                 move |tx| -> Result<Result<ApprovalRow, DecideError>, StoreError> {
-                    decide_in(tx, &id, &decision, &channel_owned, &session_id)
+                    decide_in(
+                        tx,
+                        &id,
+                        &decision,
+                        &channel_owned,
+                        &session_id,
+                        issuer.as_deref(),
+                    )
                 },
             )
             .await?;
@@ -518,6 +554,7 @@ fn decide_in(
     decision: &Decision,
     channel: &str,
     session_id: &str,
+    issuer: Option<&str>,
 ) -> Result<Result<ApprovalRow, DecideError>, StoreError> {
     let now = tx.now();
     let Some(mut row) = rows::get(tx.conn(), id)? else {
@@ -600,6 +637,9 @@ fn decide_in(
             "remember": remember.as_str(),
         }),
     ))?;
+    // Consenting to an MCP server's resource approves the tools it offers now: their definitions
+    // are pinned, so a later change holds the tool until the person sees and re-approves it.
+    crate::mcp::pin_on_consent(tx, issuer, &req.resources, &req.client_id)?;
     row.status = ApprovalStatus::Approved;
     row.channel = Some(channel.to_owned());
     row.decided_at = Some(now);
@@ -740,6 +780,12 @@ fn decide_action_in(
     let mut rule_ids = Vec::new();
     if remember != Remember::Once {
         let (actions, resources) = action_targets(&req);
+        // The person chose to remember the broader pattern the request offered (e.g. the tool
+        // with any arguments): the rules cover it instead of the exact resources.
+        let resources = match (&req.broader, decision.broader) {
+            (Some(pattern), true) => vec![pattern.clone()],
+            _ => resources,
+        };
         let resources = if resources.is_empty() {
             vec!["*".to_owned()]
         } else {

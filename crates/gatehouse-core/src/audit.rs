@@ -51,6 +51,12 @@ pub enum EventKind {
     ConnectionRefreshed,
     ConnectionExpired,
     ConnectionReconnected,
+    McpServerAdded,
+    McpServerRemoved,
+    McpCall,
+    McpToolChanged,
+    McpToolApproved,
+    McpServerExited,
 }
 
 impl EventKind {
@@ -87,6 +93,12 @@ impl EventKind {
         EventKind::ConnectionRefreshed,
         EventKind::ConnectionExpired,
         EventKind::ConnectionReconnected,
+        EventKind::McpServerAdded,
+        EventKind::McpServerRemoved,
+        EventKind::McpCall,
+        EventKind::McpToolChanged,
+        EventKind::McpToolApproved,
+        EventKind::McpServerExited,
         EventKind::AgentSuspended,
         EventKind::AgentResumed,
         EventKind::GrantRevoked,
@@ -130,6 +142,12 @@ impl EventKind {
             EventKind::ConnectionRefreshed => "connection.refreshed",
             EventKind::ConnectionExpired => "connection.expired",
             EventKind::ConnectionReconnected => "connection.reconnected",
+            EventKind::McpServerAdded => "mcp.server_added",
+            EventKind::McpServerRemoved => "mcp.server_removed",
+            EventKind::McpCall => "mcp.call",
+            EventKind::McpToolChanged => "mcp.tool_changed",
+            EventKind::McpToolApproved => "mcp.tool_approved",
+            EventKind::McpServerExited => "mcp.server_exited",
         }
     }
 }

@@ -242,7 +242,8 @@ impl Authority {
             clock.clone(),
             config.approval_ttl,
             session_id.clone(),
-        );
+        )
+        .with_issuer(&config.issuer);
         Self {
             store,
             clock,

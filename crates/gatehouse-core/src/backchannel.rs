@@ -282,6 +282,7 @@ impl Authority {
             authorization_details: asked.details,
             summary: asked.summary,
             warnings: asked.warnings,
+            broader: None,
         };
         let broker = self.broker().clone();
         let session_id = self.session_id().to_owned();

@@ -9,6 +9,7 @@ pub mod authority;
 pub mod backchannel;
 pub mod clock;
 pub mod gateway;
+pub mod mcp;
 pub mod oauth;
 pub mod policy;
 pub mod secret;

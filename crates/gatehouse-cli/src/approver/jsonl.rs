@@ -3,7 +3,8 @@
 //! Stdout: `{"event":"approval_requested",...}` for each approval and
 //! `{"event":"approval_decided","id":...,"decision":"approved"|"denied"|"expired"}` once it ends,
 //! whichever channel decided it; `{"event":"error","id":...,"message":...}` for input it refused.
-//! Stdin: `{"approve":"ID"}` (optionally `"remember"`, `"scopes"` and, for an action, `"uses"`)
+//! Stdin: `{"approve":"ID"}` (optionally `"remember"`, `"scopes"` and, for an action, `"uses"`
+//! and `"any_arguments": true`: a remembered MCP tool call covers the tool with any arguments)
 //! or `{"deny":"ID"}`, one per line. End of stdin does not stop the server: approvals then wait for another channel or expire.
 
 use gatehouse_core::approvals::{ApprovalView, Broker, Decision, Remember};
@@ -58,7 +59,7 @@ pub fn parse_line(line: &str) -> Result<Command, BadLine> {
     for key in obj.keys() {
         if !matches!(
             key.as_str(),
-            "approve" | "deny" | "remember" | "scopes" | "uses"
+            "approve" | "deny" | "remember" | "scopes" | "uses" | "any_arguments"
         ) {
             return Err(bad(id, format!("unknown key {key:?}; {SHAPE}")));
         }
@@ -68,7 +69,7 @@ pub fn parse_line(line: &str) -> Result<Command, BadLine> {
         (None, None) => Err(bad(None, format!("no decision in this line; {SHAPE}"))),
         (None, Some(deny)) => {
             let id = approval_id(deny, "deny")?;
-            if ["remember", "scopes", "uses"]
+            if ["remember", "scopes", "uses", "any_arguments"]
                 .iter()
                 .any(|k| obj.contains_key(*k))
             {
@@ -89,11 +90,22 @@ pub fn parse_line(line: &str) -> Result<Command, BadLine> {
             let remember = parse_remember(&obj).map_err(|m| bad(Some(&id), m))?;
             let scopes = parse_scopes(&obj).map_err(|m| bad(Some(&id), m))?;
             let uses = parse_uses(&obj).map_err(|m| bad(Some(&id), m))?;
+            let broader = match obj.get("any_arguments") {
+                None | Some(Value::Null) => false,
+                Some(Value::Bool(b)) => *b,
+                Some(_) => {
+                    return Err(bad(
+                        Some(&id),
+                        "\"any_arguments\" must be true or false".into(),
+                    ));
+                }
+            };
             Ok(Command {
                 id,
                 decision: Decision {
                     scopes,
                     remember,
+                    broader,
                     ..Decision::approve()
                 },
                 uses,
@@ -302,6 +314,25 @@ mod tests {
         assert_eq!(cmd.decision.scopes, Some(vec!["a".into(), "b".into()]));
         let none = parse_line(r#"{"approve":"apr_1","scopes":[]}"#).unwrap();
         assert_eq!(none.decision.scopes, Some(vec![]));
+    }
+
+    #[test]
+    fn approve_any_arguments() {
+        let cmd =
+            parse_line(r#"{"approve":"apr_1","remember":"1h","any_arguments":true}"#).unwrap();
+        assert!(cmd.decision.broader);
+        assert_eq!(cmd.decision.remember, Remember::OneHour);
+        for off in [
+            r#"{"approve":"apr_1"}"#,
+            r#"{"approve":"apr_1","any_arguments":false}"#,
+            r#"{"approve":"apr_1","any_arguments":null}"#,
+        ] {
+            assert!(!parse_line(off).unwrap().decision.broader, "{off}");
+        }
+        let e = parse_line(r#"{"approve":"apr_1","any_arguments":"yes"}"#).unwrap_err();
+        assert!(e.message.contains("any_arguments"), "{}", e.message);
+        let e = parse_line(r#"{"deny":"apr_1","any_arguments":true}"#).unwrap_err();
+        assert_eq!(e.id.as_deref(), Some("apr_1"));
     }
 
     #[test]

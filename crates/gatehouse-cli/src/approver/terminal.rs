@@ -512,6 +512,7 @@ mod tests {
                 scopes: None,
                 remember: Remember::Always,
                 uses: None,
+                broader: false,
             })
         );
     }
@@ -529,6 +530,7 @@ mod tests {
                 scopes: Some(vec!["a".into(), "c".into()]),
                 remember: Remember::OneHour,
                 uses: None,
+                broader: false,
             })
         );
     }
@@ -547,6 +549,7 @@ mod tests {
                 scopes: Some(vec![]),
                 remember: Remember::Once,
                 uses: None,
+                broader: false,
             })
         );
     }

@@ -314,6 +314,7 @@ pub async fn ask(
             .chain(body_summary.map(|b| format!("Body: {b}")))
             .collect(),
         warnings,
+        broader: None,
     };
     let id = random_id("apr_");
     let broker = authority.broker().clone();

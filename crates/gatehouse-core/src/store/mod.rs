@@ -12,6 +12,7 @@ pub mod backchannel;
 pub mod connections;
 pub mod consents;
 pub mod grants;
+pub mod mcp;
 pub mod rules;
 pub mod tokens;
 
@@ -56,6 +57,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0007_fts_async",
         include_str!("../../migrations/0007_fts_async.sql"),
     ),
+    ("0008_mcp", include_str!("../../migrations/0008_mcp.sql")),
 ];
 
 /// How many queued write jobs may share one transaction.
