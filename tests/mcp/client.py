@@ -87,6 +87,12 @@ class Callback:
         self.server = await asyncio.start_server(self._serve, "127.0.0.1", port)
         self.port = self.server.sockets[0].getsockname()[1]
 
+    def rearm(self) -> None:
+        """A fresh result for another authorization (the SDK re-authorizes on a 403
+        insufficient_scope within the same connection)."""
+        if self.result.done():
+            self.result = asyncio.get_running_loop().create_future()
+
     def fail(self, err: BaseException) -> None:
         if not self.result.done():
             self.result.set_exception(err)
@@ -211,6 +217,7 @@ async def run(ns: argparse.Namespace) -> int:
 
     async def redirect_handler(url: str) -> None:
         target = with_scope(url, ns.scope)
+        callback.rearm()
         log(f"authorizing at {urlparse(target)._replace(query='').geturl()}")
 
         async def walk() -> None:
@@ -284,7 +291,7 @@ def main() -> int:
     except BaseException as e:  # noqa: BLE001 - the SDK wraps failures in exception groups
         if isinstance(e, (KeyboardInterrupt, SystemExit)):
             raise
-        out({"step": "error", "message": f"{type(e).__name__}: {flatten(e)}"})
+        out({"step": "error", "message": flatten(e)})
         return 1
 
 

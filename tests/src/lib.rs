@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 pub mod desktop;
 pub mod fake_provider;
+pub mod mcp;
 
 /// The `gatehouse` binary: `$GATEHOUSE_BIN`, or next to the test executable's parent directory
 /// (`target/<profile>/gatehouse`). Build it first (`cargo build -p gatehouse-cli`).

@@ -196,7 +196,8 @@ impl ServerHandler for TestServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(tools()))
+        // ttl 0: no client may cache the list, since `echo`'s description can change any time.
+        Ok(ListToolsResult::with_all_items(tools()).with_ttl_ms(0))
     }
 
     async fn call_tool(
