@@ -89,3 +89,26 @@ if ! command -v tauri-driver >/dev/null 2>&1; then
     say "installing tauri-driver"
     cargo install tauri-driver --locked --version '^2.0'
 fi
+
+# The MCP gateway tests' clients (tests/mcp/): the TypeScript MCP SDK, exactly as locked...
+if [ ! -d tests/mcp/node_modules ] || [ tests/mcp/package-lock.json -nt tests/mcp/node_modules/.package-lock.json ]; then
+    say "installing the MCP test client's npm dependencies (npm ci in tests/mcp)"
+    (cd tests/mcp && npm ci --no-audit --no-fund)
+fi
+
+# ...and the Python MCP SDK in a venv of its own (the tests run its python by this path), redone
+# when tests/mcp/requirements.txt changes. Debian's python3 needs python3-venv for `-m venv`.
+mcp_venv=${XDG_CACHE_HOME:-$HOME/.cache}/gatehouse/py-mcp
+mcp_reqs_sum=$(sha256sum tests/mcp/requirements.txt | cut -d' ' -f1)
+if [ ! -x "$mcp_venv/bin/python" ] || [ "$(cat "$mcp_venv/.requirements.sha256" 2>/dev/null)" != "$mcp_reqs_sum" ]; then
+    if ! command -v python3 >/dev/null 2>&1 || ! python3 -m venv --help >/dev/null 2>&1 ||
+        ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
+        say "installing Debian's python3 and python3-venv (for the MCP test client's venv)"
+        apt_install python3 python3-venv
+    fi
+    say "installing the Python MCP SDK (tests/mcp/requirements.txt) into $mcp_venv"
+    rm -rf "$mcp_venv"
+    python3 -m venv "$mcp_venv"
+    "$mcp_venv/bin/pip" install --quiet --disable-pip-version-check -r tests/mcp/requirements.txt
+    echo "$mcp_reqs_sum" >"$mcp_venv/.requirements.sha256"
+fi
