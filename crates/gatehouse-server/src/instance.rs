@@ -90,6 +90,7 @@ pub struct Instance {
     store: Store,
     authority: Arc<Authority>,
     vault: Vault,
+    mcp: crate::mcp::McpGateway,
     maintain: JoinHandle<()>,
     /// `None` once the server task has been awaited to its end.
     server: Option<JoinHandle<std::io::Result<()>>>,
@@ -174,11 +175,16 @@ impl Instance {
         before_serving(&authority);
 
         let upstreams = Arc::new(VaultUpstreams::new(vault.clone()));
+        // The configured MCP servers start now, so their tools are known before an agent asks,
+        // and servers added, changed or removed by the CLI are followed while serving.
+        let mcp = crate::mcp::McpGateway::new(authority.clone(), vault.clone());
+        tokio::spawn(mcp.clone().sync_loop());
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let server = tokio::spawn(crate::serve(
             listener,
             authority.clone(),
             upstreams,
+            mcp.clone(),
             async {
                 let _ = stop_rx.await;
             },
@@ -192,6 +198,7 @@ impl Instance {
             store,
             authority,
             vault,
+            mcp,
             maintain,
             server: Some(server),
             stop_server: Some(stop_tx),
@@ -218,6 +225,10 @@ impl Instance {
     /// The vault the gateway reads connection secrets from.
     pub fn vault(&self) -> &Vault {
         &self.vault
+    }
+    /// The MCP gateway: its upstreams' status.
+    pub fn mcp(&self) -> &crate::mcp::McpGateway {
+        &self.mcp
     }
     /// The held data-dir lock file.
     pub fn lock_path(&self) -> &Path {
@@ -259,6 +270,7 @@ impl Instance {
     /// uses written, the store closed, the lock released. Returns how the server ended.
     pub async fn stop(mut self) -> Result<(), ServerError> {
         let outcome = self.stop_http().await;
+        self.mcp.stop();
         self.maintain.abort();
         // Let the aborted task drop its store handles before closing.
         let _ = (&mut self.maintain).await;

@@ -7,6 +7,7 @@ pub mod connect;
 pub mod gateway;
 mod guard;
 pub mod instance;
+pub mod mcp;
 mod oauth;
 mod pages;
 
@@ -52,9 +53,15 @@ pub(crate) fn app_state(authority: Arc<Authority>, port: u16) -> AppState {
 
 /// The router, without a socket (tests drive it with `tower::ServiceExt::oneshot`): the OAuth
 /// endpoints and the gateway over `upstreams` (the vault: [`gateway::VaultUpstreams`]).
-pub fn router(authority: Arc<Authority>, port: u16, upstreams: Arc<dyn Upstreams>) -> Router {
+pub fn router(
+    authority: Arc<Authority>,
+    port: u16,
+    upstreams: Arc<dyn Upstreams>,
+    mcp: mcp::McpGateway,
+) -> Router {
     let gateway = gateway::gateway_router(authority.clone(), port, upstreams);
     let state = app_state(authority, port);
+    let mcp = mcp::mcp_router(mcp, state.clone());
     Router::new()
         .route(
             "/.well-known/oauth-authorization-server",
@@ -85,6 +92,7 @@ pub fn router(authority: Arc<Authority>, port: u16, upstreams: Arc<dyn Upstreams
         ))
         .with_state(state)
         .merge(gateway)
+        .merge(mcp)
         .merge(connect::router(
             gatehouse_core::vault::oauth::ConnectFlows::shared(),
             port,
@@ -96,6 +104,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     authority: Arc<Authority>,
     upstreams: Arc<dyn Upstreams>,
+    mcp: mcp::McpGateway,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
@@ -105,7 +114,7 @@ pub async fn serve(
             "Gatehouse only listens on loopback addresses",
         ));
     }
-    let app = router(authority, addr.port(), upstreams);
+    let app = router(authority, addr.port(), upstreams, mcp);
     // Without TCP_NODELAY a response written in two parts (headers, then a body that was not
     // ready yet, as the gateway's) waits for the client's delayed ACK: about 40 ms on Linux.
     let listener = axum::serve::ListenerExt::tap_io(listener, |s: &mut tokio::net::TcpStream| {

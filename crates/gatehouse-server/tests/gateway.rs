@@ -302,7 +302,8 @@ async fn the_server_router_mounts_the_gateway_over_the_vault() {
     // No credential cache, so the keyring's failures below show on the very next call (the
     // cache has its own tests in the gateway module).
     let upstreams = VaultUpstreams::with_keyring_recheck(vault.clone(), Duration::ZERO);
-    let app = gatehouse_server::router(a.clone(), PORT, Arc::new(upstreams));
+    let mcp = gatehouse_server::mcp::McpGateway::new(a.clone(), vault.clone());
+    let app = gatehouse_server::router(a.clone(), PORT, Arc::new(upstreams), mcp);
 
     // The OAuth endpoints are still there, next to the gateway.
     let (st, _, _) = send(
