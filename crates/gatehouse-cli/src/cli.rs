@@ -173,6 +173,31 @@ gatehouse domains list --json\n  gatehouse domains rm old-example.org"
         #[command(subcommand)]
         command: DomainsCommand,
     },
+
+    /// MCP servers behind Gatehouse: agents reach each at /mcp/NAME with their own token.
+    #[command(
+        long_about = "MCP servers behind Gatehouse. Each server is exposed to agents at \
+http://127.0.0.1:PORT/mcp/NAME (MCP Streamable HTTP, an OAuth protected resource): an agent \
+needs a Gatehouse token for it, sees only the tools its grant covers, and every tool call goes \
+through your rules and approvals and into the audit log.\n\n\
+A server is either a local command Gatehouse starts and supervises (stdio; its environment may \
+take secrets from vault connections with --secret-env, so they never reach SQLite or the agent) \
+or a remote Streamable HTTP server (--url; --connection names the vault connection whose \
+credential is sent to it).\n\n\
+Tool definitions are pinned by hash when you consent to a server (or with `gatehouse mcp \
+approve`); a tool whose definition changed afterwards, or that appeared since, is held (not \
+listed, not callable) until you approve it. Changes are audited (mcp.server_added, \
+mcp.server_removed, mcp.tool_approved).",
+        after_help = "Examples:\n  gatehouse mcp add notes -- npx -y @modelcontextprotocol/server-filesystem /home/me/notes\n  \
+printf %s \"$GITHUB_TOKEN\" | gatehouse connections add github --url https://api.github.com --bearer\n  \
+gatehouse mcp add github --secret-env GITHUB_PERSONAL_ACCESS_TOKEN=github -- github-mcp-server stdio\n  \
+gatehouse mcp add remote --url https://mcp.example.com/mcp --connection example\n  \
+gatehouse mcp list\n  gatehouse mcp tools github\n  gatehouse mcp approve github\n  gatehouse mcp rm notes"
+    )]
+    Mcp {
+        #[command(subcommand)]
+        command: McpCommand,
+    },
 }
 
 impl Command {
@@ -622,6 +647,153 @@ pub struct ConnectionsRmArgs {
     pub json: bool,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum McpCommand {
+    /// List MCP servers: transport, command or URL, and how many tools are pinned, changed or new.
+    #[command(after_help = "Example:\n  gatehouse mcp list --json")]
+    List(McpListArgs),
+    /// Add an MCP server: a local command after `--` (stdio), or a remote one with --url.
+    #[command(
+        long_about = "Add an MCP server.\n\n\
+A local (stdio) server is the command after `--`, with its arguments; Gatehouse starts it, \
+restarts it if it exits, and talks MCP to it over stdin/stdout. --env KEY=VALUE sets a plain \
+environment variable (stored in Gatehouse's database, so never a secret: a value that looks like \
+one, or a KEY naming a token, secret, key or password, is refused). --secret-env KEY=CONNECTION \
+sets KEY to the secret of a vault connection (`gatehouse connections add`), read from the OS \
+keyring each time the server starts.\n\n\
+A remote server is --url URL (MCP Streamable HTTP); --connection CONNECTION sends that vault \
+connection's credential to it. The agent's own token is never passed on.",
+        after_help = "Examples:\n  gatehouse mcp add notes -- npx -y @modelcontextprotocol/server-filesystem /home/me/notes\n  \
+gatehouse mcp add github --env GITHUB_TOOLSETS=repos,issues --secret-env GITHUB_PERSONAL_ACCESS_TOKEN=github -- github-mcp-server stdio\n  \
+gatehouse mcp add remote --url https://mcp.example.com/mcp --connection example"
+    )]
+    Add(Box<McpAddArgs>),
+    /// Show a server's tools: pin status, kind (read-only, destructive), hash and description.
+    #[command(
+        long_about = "Show the tools a server lists, as Gatehouse last saw them: status \
+(pinned: approved as is; changed: its definition differs from the one you approved, held; new: \
+never approved, held; removed: the server no longer lists it), kind from the server's annotations \
+(read-only tools are allowed by default, destructive and other tools ask), the first 12 \
+characters of the definition's hash, and its description. For a changed tool it says what \
+changed.",
+        after_help = "Example:\n  gatehouse mcp tools github"
+    )]
+    Tools(McpToolsArgs),
+    /// Approve (pin) the current definition of a server's changed and new tools, or of one tool.
+    #[command(
+        long_about = "Approve the definitions a server lists now: each changed or new tool (or \
+only TOOL) is pinned by the hash of its current definition and offered to agents again. Check \
+what changed first with `gatehouse mcp tools NAME`. Audited (mcp.tool_approved).",
+        after_help = "Examples:\n  gatehouse mcp approve github\n  gatehouse mcp approve github create_issue"
+    )]
+    Approve(McpApproveArgs),
+    /// Remove an MCP server (audited); exit 1 if there is no such server.
+    #[command(after_help = "Example:\n  gatehouse mcp rm notes")]
+    Rm(McpRmArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct McpListArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct McpAddArgs {
+    /// The server's name, used in /mcp/NAME: 1 to 40 of a-z, 0-9 and -.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// A plain environment variable for a local server (never a secret: use --secret-env).
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env_value)]
+    pub env: Vec<(String, String)>,
+
+    /// An environment variable set to the secret of a vault connection (`gatehouse connections`).
+    #[arg(long = "secret-env", value_name = "KEY=CONNECTION", value_parser = parse_env_value)]
+    pub secret_env: Vec<(String, String)>,
+
+    /// A remote MCP server (Streamable HTTP) instead of a local command.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["command", "env", "secret_env"])]
+    pub url: Option<String>,
+
+    /// With --url: the vault connection whose credential is sent to the remote server.
+    // conflicts_with too: clap does not enforce `requires` when the required arg conflicts with
+    // one that is present (the command).
+    #[arg(
+        long,
+        value_name = "CONNECTION",
+        requires = "url",
+        conflicts_with = "command"
+    )]
+    pub connection: Option<String>,
+
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+
+    /// The local server's command and arguments, after `--`.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct McpToolsArgs {
+    /// The server's name (see `gatehouse mcp list`).
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct McpApproveArgs {
+    /// The server's name (see `gatehouse mcp list`).
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// Only this tool (default: every changed or new tool of the server).
+    #[arg(value_name = "TOOL")]
+    pub tool: Option<String>,
+
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct McpRmArgs {
+    /// The server's name.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Parses `KEY=VALUE` of `--env` and `--secret-env`: KEY is an environment variable name
+/// (letters, digits and `_`, not starting with a digit); VALUE is everything after the first `=`.
+pub fn parse_env_value(s: &str) -> Result<(String, String), String> {
+    let Some((key, value)) = s.split_once('=') else {
+        return Err("expected KEY=VALUE".to_owned());
+    };
+    let valid = key
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        return Err(format!(
+            "{key:?} is not an environment variable name (letters, digits and _, not starting \
+             with a digit)"
+        ));
+    }
+    Ok((key.to_owned(), value.to_owned()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -661,6 +833,102 @@ mod tests {
         assert_eq!(args.approver, ApproverKind::Terminal);
         assert_eq!(args.approval_timeout, 120);
         assert_eq!(args.busy_timeout_ms, 5000);
+    }
+
+    #[test]
+    fn mcp_add_takes_the_command_after_the_double_dash() {
+        let cli = Cli::try_parse_from([
+            "gatehouse",
+            "mcp",
+            "add",
+            "notes",
+            "--env",
+            "A=1=2",
+            "--secret-env",
+            "T=gh",
+            "--",
+            "npx",
+            "-y",
+            "server",
+            "--flag",
+            "--json",
+        ])
+        .unwrap();
+        let Command::Mcp {
+            command: McpCommand::Add(args),
+        } = cli.command
+        else {
+            panic!("not mcp add")
+        };
+        assert_eq!(args.name, "notes");
+        assert_eq!(args.env, vec![("A".to_owned(), "1=2".to_owned())]);
+        assert_eq!(args.secret_env, vec![("T".to_owned(), "gh".to_owned())]);
+        assert_eq!(args.command, ["npx", "-y", "server", "--flag", "--json"]);
+        assert!(!args.json, "--json after -- belongs to the command");
+
+        for bad in [
+            &[
+                "gatehouse",
+                "mcp",
+                "add",
+                "r",
+                "--url",
+                "https://x.example",
+                "--",
+                "cmd",
+            ][..],
+            &[
+                "gatehouse",
+                "mcp",
+                "add",
+                "r",
+                "--url",
+                "https://x.example",
+                "--env",
+                "A=1",
+            ],
+            &[
+                "gatehouse",
+                "mcp",
+                "add",
+                "r",
+                "--connection",
+                "c",
+                "--",
+                "cmd",
+            ],
+            &["gatehouse", "mcp", "add", "r", "--env", "1A=x", "--", "cmd"],
+            &[
+                "gatehouse",
+                "mcp",
+                "add",
+                "r",
+                "--env",
+                "novalue",
+                "--",
+                "cmd",
+            ],
+            &["gatehouse", "mcp", "add", "r", "cmd"],
+        ] {
+            assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn env_values_split_at_the_first_equals_sign() {
+        for (input, want) in [
+            ("A=b", Some(("A", "b"))),
+            ("_A1=", Some(("_A1", ""))),
+            ("PATH=/a:/b=c", Some(("PATH", "/a:/b=c"))),
+            ("=x", None),
+            ("1A=x", None),
+            ("A-B=x", None),
+            ("noequals", None),
+        ] {
+            let got = parse_env_value(input).ok();
+            let want = want.map(|(k, v)| (k.to_owned(), v.to_owned()));
+            assert_eq!(got, want, "{input}");
+        }
     }
 
     #[test]

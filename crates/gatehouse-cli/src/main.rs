@@ -19,7 +19,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Parser;
 
-use cli::{AuditCommand, Cli, Command, ConnectionsCommand, RulesCommand};
+use cli::{AuditCommand, Cli, Command, ConnectionsCommand, McpCommand, RulesCommand};
 
 fn main() -> ExitCode {
     // clap exits with status 2 on a usage error, after printing what was wrong.
@@ -82,6 +82,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             ConnectionsCommand::Reconnect(args) => {
                 admin::connections::reconnect(&data_dir, &args).await?
             }
+        },
+        Command::Mcp { command } => match command {
+            McpCommand::List(args) => admin::mcp::list(&data_dir, &args).await?,
+            McpCommand::Add(args) => admin::mcp::add(&data_dir, &args).await?,
+            McpCommand::Tools(args) => admin::mcp::tools(&data_dir, &args).await?,
+            McpCommand::Approve(args) => admin::mcp::approve(&data_dir, &args).await?,
+            McpCommand::Rm(args) => admin::mcp::rm(&data_dir, &args).await?,
         },
     }
     Ok(ExitCode::SUCCESS)

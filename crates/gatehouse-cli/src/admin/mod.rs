@@ -7,6 +7,7 @@ pub mod audit;
 pub mod connections;
 pub mod domains;
 pub mod log;
+pub mod mcp;
 pub mod pause;
 pub mod revoke;
 pub mod rules;
