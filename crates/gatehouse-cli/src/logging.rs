@@ -6,9 +6,10 @@ use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 /// Installs the subscriber. The filter comes from `GATEHOUSE_LOG`, else `RUST_LOG`, else `info`
-/// for the long-running server and `warn` for one-shot commands.
+/// for the long-running server and `warn` for one-shot commands. The MCP SDK's own `info` lines
+/// (a handshake dump per connection, per request) are kept out of the default server log.
 pub fn init(serving: bool) {
-    let default = if serving { "info" } else { "warn" };
+    let default = if serving { "info,rmcp=warn" } else { "warn" };
     let spec = ["GATEHOUSE_LOG", "RUST_LOG"]
         .into_iter()
         .find_map(|var| std::env::var(var).ok().filter(|v| !v.trim().is_empty()))
