@@ -332,6 +332,14 @@ fn a_secret_in_a_plain_env_is_refused_with_the_vault_advice() {
         assert!(!err.contains(secret), "the value is not repeated: {err}");
         assert_not_in_data_dir(d, secret);
     }
+    let secret = "ghp_0123456789abcdefghijABCDEFGHIJ";
+    let err = fails(d, &["mcp", "add", "gh", "--", "server", "--token", secret]);
+    assert!(
+        err.contains("gatehouse connections add") && err.contains("--secret-env"),
+        "{err}"
+    );
+    assert!(!err.contains(secret), "the argument is not repeated: {err}");
+    assert_not_in_data_dir(d, secret);
     assert!(servers(d).is_empty());
     assert!(!log_kinds(d).iter().any(|k| k == "mcp.server_added"));
 }

@@ -116,6 +116,15 @@ fn new_server(args: &McpAddArgs) -> Result<NewMcpServer> {
              give --url for a remote server:\n  {ADD_SYNTAX}"
         );
     }
+    if args.command.iter().any(|a| mcp::looks_like_credential(a)) {
+        bail!(
+            "refusing the command: one of its arguments looks like a credential, and the command \
+             line is stored in Gatehouse's database, where secrets never go. Most MCP servers \
+             also read their token from an environment variable: keep it in the OS keyring with \
+             `gatehouse connections add NAME --url URL-OF-THE-SERVICE --bearer` (the secret is read \
+             from stdin) and pass --secret-env KEY=NAME instead"
+        );
+    }
     let mut env = std::collections::BTreeMap::new();
     for (key, value) in &args.env {
         if let Some(why) = plain_secret(key, value) {
