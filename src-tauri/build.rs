@@ -28,6 +28,10 @@ const COMMANDS: &[&str] = &[
     "connection_connect",
     "connection_add_key",
     "connection_remove",
+    "mcp_servers",
+    "mcp_tools",
+    "mcp_approve_tool",
+    "mcp_remove",
 ];
 
 fn main() {

@@ -16,6 +16,7 @@ use ts_rs::TS;
 
 use crate::connections::{AddKeyInput, ConnectInput, ConnectStarted, RemoveResult};
 use crate::error::{IpcError, IpcErrorCode};
+use crate::mcp::{McpServerView, McpToolView};
 use crate::ops::{AppStatus, ConnectionView, DecidedNotice, DecisionInput, ExportResult};
 
 fn out_dir() -> PathBuf {
@@ -64,6 +65,8 @@ fn export_bindings() {
     export::<AddKeyInput>(&dir);
     export::<ConnectStarted>(&dir);
     export::<RemoveResult>(&dir);
+    export::<McpServerView>(&dir);
+    export::<McpToolView>(&dir);
     // The core's (feature `ts`).
     export::<ApprovalView>(&dir);
     export::<ApprovalOverview>(&dir);

@@ -12,6 +12,7 @@ mod connections;
 mod describe;
 mod error;
 mod live;
+mod mcp;
 mod notifications;
 mod ops;
 mod single_instance;
@@ -53,7 +54,7 @@ fn main() -> ExitCode {
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("GATEHOUSE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rmcp=warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -157,6 +158,10 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             connections::connection_connect,
             connections::connection_add_key,
             connections::connection_remove,
+            mcp::mcp_servers,
+            mcp::mcp_tools,
+            mcp::mcp_approve_tool,
+            mcp::mcp_remove,
         ])
         .setup(move |app| {
             let handle = app.handle().clone();

@@ -54,6 +54,11 @@ pub struct DecisionInput {
     #[serde(default)]
     #[ts(optional)]
     pub uses: Option<u32>,
+    /// For an action that offers a broader pattern (an MCP tool call: the tool with any
+    /// arguments): a remembered decision covers that pattern instead of exactly this request.
+    #[serde(default)]
+    #[ts(optional)]
+    pub broader: Option<bool>,
 }
 
 /// `gatehouse://decided`: one approval decided (or expired), and through which channel.
@@ -140,6 +145,7 @@ fn decision_from(input: DecisionInput) -> Decision {
         scopes: input.scopes,
         remember: input.remember,
         uses: input.uses,
+        broader: input.broader.unwrap_or(false),
     }
 }
 
@@ -517,6 +523,7 @@ mod tests {
             scopes: scopes.map(|s| s.iter().map(|x| (*x).to_owned()).collect()),
             remember: Remember::Once,
             uses: None,
+            broader: None,
         }
     }
 

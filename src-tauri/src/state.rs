@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use gatehouse_core::vault::{Vault, VaultStatus};
 use gatehouse_core::{Authority, Store};
 use gatehouse_server::instance::Instance;
+use gatehouse_server::mcp::McpGateway;
 
 /// How long a keyring probe's answer is trusted. A probe writes and deletes a keyring entry (and
 /// may make a locked keyring ask for its password), so it is not repeated for every status read.
@@ -24,6 +25,8 @@ pub struct Desktop {
     pub authority: Arc<Authority>,
     pub store: Store,
     pub vault: Vault,
+    /// The MCP endpoints of the running server: their upstreams' live status.
+    pub mcp: McpGateway,
     /// Taken (once) by the shutdown path; `None` afterwards.
     instance: Mutex<Option<Instance>>,
     /// The keyring's state as last probed, and when.
@@ -38,6 +41,7 @@ impl Desktop {
             authority: instance.authority().clone(),
             store: instance.store().clone(),
             vault: instance.vault().clone(),
+            mcp: instance.mcp().clone(),
             instance: Mutex::new(Some(instance)),
             vault_status: Mutex::new(None),
         }

@@ -11,4 +11,9 @@ scopes?: Array<string>, remember: "once" | "1h" | "8h" | "session" | "always",
 /**
  * For an action: how many times its token may be used.
  */
-uses?: number, };
+uses?: number, 
+/**
+ * For an action that offers a broader pattern (an MCP tool call: the tool with any
+ * arguments): a remembered decision covers that pattern instead of exactly this request.
+ */
+broader?: boolean, };
