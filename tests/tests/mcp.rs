@@ -556,3 +556,112 @@ fn every_protocol_revision_and_per_tool_scopes() {
     assert!(calls.is_empty(), "the refused call never ran: {calls}");
     server.stop();
 }
+
+/// Secrets from the vault (the OS keyring of the headless session): a stdio server gets one in
+/// its environment (`--secret-env`), a remote Streamable HTTP server gets one as its bearer
+/// credential (`--url --connection`). The agent's own token never goes upstream, and the secret
+/// appears in no answer to the agent, no data-dir file and no server output.
+#[test]
+fn vault_secrets_reach_upstreams_and_nothing_else() {
+    use gatehouse_e2e::vault::{add, assert_not_in_data_dir, keyring_session, random_hex, text};
+    if !keyring_session() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &[]);
+    let secret = format!("upstream-secret-{}", random_hex());
+    let conn = format!("mcp-{}", &random_hex()[..8]);
+
+    // The remote server, which refuses every credential but the vault's.
+    let mut remote = Command::new(env!("CARGO_BIN_EXE_mcp-test-server"))
+        .arg("--http")
+        .env("MCP_TEST_EXPECT_BEARER", &secret)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let remote_url = {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(remote.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let v: Value = serde_json::from_str(&line).unwrap();
+        v["listening"].as_str().unwrap().to_owned()
+    };
+    let out = add(
+        dir.path(),
+        &[&conn, "--url", &remote_url, "--bearer"],
+        &secret,
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let bin = env!("CARGO_BIN_EXE_mcp-test-server");
+    let secret_env = format!("MCP_TEST_SECRET={conn}");
+    ok(&mcp_cli(
+        dir.path(),
+        &["add", SERVER, "--secret-env", &secret_env, "--", bin],
+    ));
+    ok(&mcp_cli(
+        dir.path(),
+        &["add", "remote", "--url", &remote_url, "--connection", &conn],
+    ));
+    for name in [SERVER, "remote"] {
+        wait_until("the tools of both servers", || {
+            let out = mcp_cli(dir.path(), &["tools", name]);
+            out.status.success() && String::from_utf8_lossy(&out.stdout).contains("whoami")
+        });
+    }
+
+    let client = McpClient::Node;
+    let child = spawn_client(client, &endpoint(&server), &["--call", "whoami"]);
+    approve_consent(&mut server);
+    let ask = expect_tool_approval(&mut server, "whoami");
+    server.decide(json!({ "approve": ask["id"] }));
+    let local = finish(client, child);
+    let whoami = call_step(&local, "whoami", 0);
+    assert_eq!(whoami["isError"], false, "{whoami}");
+    let said: Value = serde_json::from_str(whoami["text"].as_str().unwrap()).unwrap();
+    assert_eq!(said["secret_set"], true, "{said}");
+    assert_eq!(said["secret_len"], secret.len(), "{said}");
+
+    let remote_endpoint = server.url("/mcp/remote");
+    let child = spawn_client(
+        client,
+        &remote_endpoint,
+        &[
+            "--list",
+            "--call",
+            "echo",
+            "--args",
+            r#"{"text":"via the vault"}"#,
+        ],
+    );
+    approve_consent(&mut server);
+    let far = finish(client, child);
+    assert!(listed(&far, 0).contains(&"echo".to_owned()), "{far:?}");
+    let echo = call_step(&far, "echo", 0);
+    assert_eq!(echo["isError"], false, "{echo}");
+    assert!(echo["text"].as_str().unwrap().contains("via the vault"));
+
+    for steps in [&local, &far] {
+        let all = serde_json::to_string(steps).unwrap();
+        assert!(
+            !all.contains(&secret),
+            "the secret reached the agent: {all}"
+        );
+    }
+    let _ = remote.kill();
+    let remote_out = remote.wait_with_output().unwrap();
+    let remote_err = String::from_utf8_lossy(&remote_out.stderr);
+    assert!(
+        !remote_err.contains("refused a request"),
+        "the upstream saw a credential other than the vault's: {remote_err}"
+    );
+    let (_, output) = server.stop_and_collect();
+    assert!(
+        !output.text().contains(&secret),
+        "the secret is in the server's output"
+    );
+    assert_not_in_data_dir(dir.path(), &secret);
+}

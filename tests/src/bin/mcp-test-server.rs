@@ -11,6 +11,8 @@
 //! - `whoami`: says whether `MCP_TEST_SECRET` is set and its length, never its value: proves the
 //!   vault injected the secret without the test ever seeing it in a tool result.
 //!
+//! With `--http` it serves the same over MCP Streamable HTTP instead (see [`serve_http`]).
+//!
 //! Also one text resource `note://welcome` and one prompt `greet {name}`. listChanged is
 //! advertised false everywhere: the gateway must notice definition changes by itself.
 //!
@@ -279,7 +281,60 @@ impl ServerHandler for TestServer {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
+    if std::env::args().nth(1).as_deref() == Some("--http") {
+        return serve_http().await;
+    }
     let running = TestServer.serve(rmcp::transport::stdio()).await?;
     running.waiting().await?;
+    Ok(())
+}
+
+/// `mcp-test-server --http`: the same server as a remote one, MCP Streamable HTTP at
+/// `http://127.0.0.1:PORT/mcp` (printed as `{"listening": URL}` on stdout). With
+/// `MCP_TEST_EXPECT_BEARER` set, every request must carry exactly that bearer token, else 401:
+/// the gateway's remote-server test proves the vault credential (and not the agent's token)
+/// reaches the upstream.
+async fn serve_http() -> anyhow::Result<()> {
+    use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
+    use rmcp::transport::streamable_http_server::{
+        StreamableHttpServerConfig, StreamableHttpService,
+    };
+    let expected = std::env::var("MCP_TEST_EXPECT_BEARER").ok();
+    let service = StreamableHttpService::new(
+        || Ok(TestServer),
+        Arc::new(NeverSessionManager::default()),
+        StreamableHttpServerConfig::default()
+            .with_legacy_session_mode(false)
+            .with_json_response(true),
+    );
+    let app = axum::Router::new().route(
+        "/mcp",
+        axum::routing::any(move |req: axum::extract::Request| {
+            let service = service.clone();
+            let expected = expected.clone();
+            async move {
+                use axum::response::IntoResponse;
+                let presented = req
+                    .headers()
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                if let Some(want) = expected
+                    && presented.as_deref() != Some(format!("Bearer {want}").as_str())
+                {
+                    eprintln!("mcp-test-server: refused a request with the wrong credential");
+                    return axum::http::StatusCode::UNAUTHORIZED.into_response();
+                }
+                let res = service.handle(req).await;
+                let (parts, body) = res.into_parts();
+                axum::response::Response::from_parts(parts, axum::body::Body::new(body))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/mcp", listener.local_addr()?);
+    println!("{}", json!({ "listening": url }));
+    std::io::stdout().flush()?;
+    axum::serve(listener, app).await?;
     Ok(())
 }
