@@ -59,6 +59,11 @@ describe("commands", () => {
     ["connectionConnect", () => ipc.connectionConnect(connect), "connection_connect", { input: connect }],
     ["connectionAddKey", () => ipc.connectionAddKey(key), "connection_add_key", { input: key }],
     ["connectionRemove", () => ipc.connectionRemove("gh"), "connection_remove", { name: "gh" }],
+    ["mcpServers", () => ipc.mcpServers(), "mcp_servers", {}],
+    ["mcpTools", () => ipc.mcpTools("demo"), "mcp_tools", { name: "demo" }],
+    ["mcpApproveTool", () => ipc.mcpApproveTool("demo", "echo"), "mcp_approve_tool", { name: "demo", tool: "echo" }],
+    ["mcpApproveTool all", () => ipc.mcpApproveTool("demo", null), "mcp_approve_tool", { name: "demo", tool: null }],
+    ["mcpRemove", () => ipc.mcpRemove("demo"), "mcp_remove", { name: "demo" }],
   ])("%s invokes %s", async (_, run, cmd, args) => {
     await run();
     expect(calls).toEqual([{ cmd, args }]);

@@ -21,6 +21,8 @@ import type {
   IpcError,
   IpcErrorCode,
   KillSummary,
+  McpServerView,
+  McpToolView,
   RemoveResult,
   RevokeSummary,
   RuleRow,
@@ -92,6 +94,11 @@ export const ipc = {
   connectionConnect: (input: ConnectInput) => call<ConnectStarted>("connection_connect", { input }),
   connectionAddKey: (input: AddKeyInput) => call<ConnectionView>("connection_add_key", { input }),
   connectionRemove: (name: string) => call<RemoveResult>("connection_remove", { name }),
+  mcpServers: () => call<McpServerView[]>("mcp_servers"),
+  mcpTools: (name: string) => call<McpToolView[]>("mcp_tools", { name }),
+  /** Approves `tool`'s current definition, or with `null` every new and changed tool of the server. */
+  mcpApproveTool: (name: string, tool: string | null) => call<string[]>("mcp_approve_tool", { name, tool }),
+  mcpRemove: (name: string) => call<string>("mcp_remove", { name }),
 };
 
 /** The shell's events; each `on*` resolves to the function that stops listening. */

@@ -7,6 +7,7 @@ describe("parseRoute", () => {
     ["#/", { kind: "main", view: "approvals" }],
     ["#/activity", { kind: "main", view: "activity" }],
     ["#/settings", { kind: "main", view: "settings" }],
+    ["#/mcp", { kind: "main", view: "mcp" }],
     ["#/nope", { kind: "main", view: "approvals" }],
     ["#/consent/apr_123", { kind: "consent", id: "apr_123" }],
     ["#/consent/apr%5Fx", { kind: "consent", id: "apr_x" }],

@@ -1,6 +1,6 @@
 //! Hash routes: `#/consent/ID` is the consent window; `#/approvals` … `#/settings` the main views.
 
-export const VIEWS = ["approvals", "agents", "activity", "rules", "connections", "settings"] as const;
+export const VIEWS = ["approvals", "agents", "activity", "rules", "connections", "mcp", "settings"] as const;
 export type View = (typeof VIEWS)[number];
 
 export type Route = { kind: "consent"; id: string } | { kind: "main"; view: View };

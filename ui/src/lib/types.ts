@@ -25,6 +25,11 @@ export type {
   JsonValue,
   KeyKind,
   KillSummary,
+  McpEnvView,
+  McpServerView,
+  McpToolDefinition,
+  McpToolView,
+  McpUpstreamView,
   RemoveResult,
   Revocation,
   RevokeSummary,
@@ -32,6 +37,8 @@ export type {
   Settings,
   Token,
   TokenKind,
+  ToolCounts,
+  ToolStatus,
 } from "./bindings";
 
 import type { DecisionInput } from "./bindings";
