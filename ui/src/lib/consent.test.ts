@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { actionLead, approveDecision, canApprove, keyAction, outcomeOfError } from "./consent";
-import type { IpcErrorCode } from "./types";
+import { actionLead, approveDecision, canApprove, keyAction, outcomeOfError, withCover } from "./consent";
+import type { DecisionInput, IpcErrorCode } from "./types";
 
 describe("approveDecision", () => {
   it("keeps the asked order and only ticked scopes", () => {
@@ -53,4 +53,15 @@ describe("actionLead", () => {
     ["ciba", "wants to act for you"],
     [null, "wants to act for you"],
   ])("%s → %s", (via, want) => expect(actionLead(via)).toBe(want));
+});
+
+describe("withCover", () => {
+  const base: DecisionInput = { approve: true, scopes: [], remember: "1h" };
+  it.each<[string, DecisionInput, boolean, "exact" | "any", boolean | undefined]>([
+    ["any arguments, remembered", base, true, "any", true],
+    ["exact arguments", base, true, "exact", undefined],
+    ["once never broadens", { ...base, remember: "once" }, true, "any", undefined],
+    ["not offered", base, false, "any", undefined],
+    ["a denial stays a denial", { approve: false, remember: "1h" }, true, "any", undefined],
+  ])("%s", (_, d, offered, cover, want) => expect(withCover(d, offered, cover).broader).toBe(want));
 });

@@ -69,3 +69,18 @@ export function actionLead(via: string | null): string {
       return "wants to act for you";
   }
 }
+
+/** For an MCP tool call, what a remembered decision covers: these exact arguments, or any. */
+export type RememberCover = "exact" | "any";
+
+export const COVER_CHOICES: Array<{ value: RememberCover; label: string }> = [
+  { value: "exact", label: "For these exact arguments" },
+  { value: "any", label: "For any arguments of this tool" },
+];
+
+/** The decision with the person's choice of cover: `broader` only when something is remembered
+ * and the request offers a broader pattern (an MCP tool call does). */
+export function withCover(decision: DecisionInput, offered: boolean, cover: RememberCover): DecisionInput {
+  if (!offered || !decision.approve || decision.remember === "once" || cover !== "any") return decision;
+  return { ...decision, broader: true };
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { gatewayCall, humanize, renderDetails } from "./details";
+import { gatewayCall, humanize, mcpCall, renderDetails } from "./details";
 import type { JsonValue } from "./types";
 
 describe("humanize", () => {
@@ -62,4 +62,41 @@ describe("gatewayCall", () => {
     ["other type", [{ type: "message_send", method: "POST", url: "u" }], null],
     ["malformed", [{ type: "api_request", method: 1, url: "u" }], null],
   ])("%s", (_, input, want) => expect(gatewayCall(input)).toEqual(want));
+});
+
+describe("mcpCall", () => {
+  const detail = {
+    type: "mcp_tool_call",
+    server: "notes",
+    tool: "delete_note",
+    tool_kind: "destructive",
+    arguments: { id: 42, title: "Groceries", token: "[redacted]", tags: ["a", "b"] },
+    arguments_hash: "sha256:abc",
+    locations: ["http://127.0.0.1:8737/mcp/notes/tools/delete_note?args=sha256:abc"],
+  };
+  it("reads the call as key/value rows", () =>
+    expect(mcpCall([detail])).toEqual({
+      server: "notes",
+      tool: "delete_note",
+      kind: "destructive",
+      args: [
+        { key: "id", value: "42" },
+        { key: "title", value: "Groceries" },
+        { key: "token", value: "[redacted]" },
+        { key: "tags", value: '["a","b"]' },
+      ],
+      argumentsHash: "sha256:abc",
+    }));
+  it("no arguments, no kind", () =>
+    expect(mcpCall({ type: "mcp_tool_call", server: "s", tool: "t" })).toEqual({
+      server: "s",
+      tool: "t",
+      kind: "other",
+      args: [],
+      argumentsHash: null,
+    }));
+  it.each([null, undefined, [], [{ type: "api_request", method: "GET", url: "x" }], [{ type: "mcp_tool_call", server: 1 }]])(
+    "%j is not one",
+    (d) => expect(mcpCall(d)).toBeNull(),
+  );
 });

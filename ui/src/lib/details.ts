@@ -67,3 +67,47 @@ export function gatewayCall(details: JsonValue | null | undefined): GatewayCall 
   }
   return null;
 }
+
+export type McpCall = {
+  server: string;
+  tool: string;
+  /** `read_only`, `destructive` or `other` (the server's annotations). */
+  kind: string;
+  /** One row per top-level argument, values as the core redacted and truncated them. */
+  args: DetailRow[];
+  argumentsHash: string | null;
+};
+
+function argValue(v: JsonValue): string {
+  if (typeof v === "string") return v;
+  return JSON.stringify(v);
+}
+
+/** The MCP tool call an `mcp_tool_call` detail describes, if that is what the approval is. */
+export function mcpCall(details: JsonValue | null | undefined): McpCall | null {
+  const items = Array.isArray(details) ? details : details ? [details] : [];
+  for (const d of items) {
+    if (typeof d !== "object" || d === null || Array.isArray(d)) continue;
+    if (d["type"] !== "mcp_tool_call") continue;
+    const server = d["server"];
+    const tool = d["tool"];
+    if (typeof server !== "string" || typeof tool !== "string") continue;
+    const a = d["arguments"];
+    const args =
+      typeof a === "object" && a !== null && !Array.isArray(a)
+        ? Object.entries(a).flatMap(([key, v]) => (v === undefined ? [] : [{ key, value: argValue(v) }]))
+        : a === null || a === undefined
+          ? []
+          : [{ key: "arguments", value: argValue(a) }];
+    const kind = d["tool_kind"];
+    const hash = d["arguments_hash"];
+    return {
+      server,
+      tool,
+      kind: typeof kind === "string" ? kind : "other",
+      args,
+      argumentsHash: typeof hash === "string" ? hash : null,
+    };
+  }
+  return null;
+}
