@@ -35,7 +35,13 @@ pub enum Step {
 enum Stage {
     Choose,
     PickScopes,
-    Remember { scopes: Option<Vec<String>> },
+    Remember {
+        scopes: Option<Vec<String>>,
+    },
+    /// An MCP tool call remembered beyond this once: these exact arguments, or any arguments.
+    Cover {
+        remember: Remember,
+    },
 }
 
 /// One request being asked about, and how far the person got.
@@ -162,7 +168,20 @@ impl Prompt {
                  [2] for 1 hour  [3] for 8 hours  [4] until Gatehouse restarts  [5] always  \
                  (b to go back)\n> "
                 .into(),
+            Stage::Cover { .. } => "Remember it for [e] exactly these arguments (default) or \
+                 [t] this tool with any arguments? (b to go back)\n> "
+                .into(),
         }
+    }
+
+    /// Whether the request is an MCP tool call, whose remembered decision may cover the tool
+    /// with any arguments instead of exactly these.
+    fn is_tool_call(&self) -> bool {
+        self.view
+            .authorization_details
+            .as_ref()
+            .and_then(|d| d.as_array())
+            .is_some_and(|d| d.iter().any(|x| x["type"] == "mcp_tool_call"))
     }
 
     /// Takes one line the person typed.
@@ -172,7 +191,22 @@ impl Prompt {
             Stage::Choose => self.choose(&answer),
             Stage::PickScopes => self.pick_scopes(&answer),
             Stage::Remember { scopes } => self.remember(&answer, scopes),
+            Stage::Cover { remember } => self.cover(&answer, remember),
         }
+    }
+
+    fn cover(&mut self, answer: &str, remember: Remember) -> Step {
+        let broader = match answer {
+            "b" | "back" => return self.go(Stage::Remember { scopes: None }),
+            "" | "e" | "exact" => false,
+            "t" | "tool" | "any" => true,
+            _ => return Step::Say("Type e or t, or b to go back.\n> ".into()),
+        };
+        Step::Decide(Decision {
+            remember,
+            broader,
+            ..Decision::approve()
+        })
     }
 
     fn choose(&mut self, answer: &str) -> Step {
@@ -238,6 +272,9 @@ impl Prompt {
             "5" | "always" => Remember::Always,
             _ => return Step::Say("Type a number from 1 to 5, or b to go back.\n> ".into()),
         };
+        if remember != Remember::Once && scopes.is_none() && self.is_tool_call() {
+            return self.go(Stage::Cover { remember });
+        }
         Step::Decide(Decision {
             scopes,
             remember,
@@ -256,6 +293,8 @@ fn via_text(via: Option<&str>) -> &'static str {
     match via {
         Some("ciba") => "CIBA (the agent asked Gatehouse directly, in the background)",
         Some("device") => "device code (the agent shows a code for you to match)",
+        Some("mcp") => "MCP tool call (through Gatehouse's MCP gateway)",
+        Some("gateway") => "API call (through Gatehouse's gateway)",
         _ => "(unknown channel)",
     }
 }
@@ -513,6 +552,40 @@ mod tests {
                 remember: Remember::Always,
                 uses: None,
                 broader: false,
+            })
+        );
+    }
+
+    #[test]
+    fn a_remembered_tool_call_covers_these_arguments_or_any() {
+        let mut v = view(&[]);
+        v.kind = "action".into();
+        v.authorization_details = Some(serde_json::json!([
+            {"type": "mcp_tool_call", "server": "demo", "tool": "delete_note"}
+        ]));
+        let mut p = Prompt::new(v.clone());
+        p.input("a");
+        assert_eq!(p.input("1"), Step::Decide(Decision::approve()));
+        let mut p = Prompt::new(v.clone());
+        p.input("a");
+        assert!(matches!(p.input("2"), Step::Say(s) if s.contains("any arguments")));
+        assert!(matches!(p.input("x"), Step::Say(_)));
+        assert_eq!(
+            p.input("t"),
+            Step::Decide(Decision {
+                remember: Remember::OneHour,
+                broader: true,
+                ..Decision::approve()
+            })
+        );
+        let mut p = Prompt::new(v);
+        p.input("a");
+        p.input("5");
+        assert_eq!(
+            p.input(""),
+            Step::Decide(Decision {
+                remember: Remember::Always,
+                ..Decision::approve()
             })
         );
     }
