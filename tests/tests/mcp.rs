@@ -166,7 +166,7 @@ fn sdk_clients_call_tools_through_gatehouse() {
                 "--call",
                 "delete_note",
                 "--args",
-                r#"{"id":"n1"}"#,
+                r#"{"id":"n1","github_token":"ghp_0123456789abcdefghijABCDEFGHIJ012345","note":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}"#,
                 "--call",
                 "delete_note",
                 "--args",
@@ -184,7 +184,18 @@ fn sdk_clients_call_tools_through_gatehouse() {
         );
         // The read-only echo asks nobody: the next approval is the first delete_note.
         let first = expect_tool_approval(&mut server, "delete_note");
-        assert_eq!(first["authorization_details"][0]["arguments"]["id"], "n1");
+        let shown = &first["authorization_details"][0]["arguments"];
+        assert_eq!(shown["id"], "n1");
+        // What the person sees: secrets redacted, long values cut; the raw token nowhere.
+        assert!(!first.to_string().contains("ghp_0123456789"), "{first}");
+        assert_ne!(
+            shown["github_token"],
+            "ghp_0123456789abcdefghijABCDEFGHIJ012345"
+        );
+        assert!(
+            shown["note"].as_str().unwrap().chars().count() <= 81,
+            "{shown}"
+        );
         server.decide(json!({ "approve": first["id"] }));
         let second = expect_tool_approval(&mut server, "delete_note");
         assert_eq!(second["authorization_details"][0]["arguments"]["id"], "n2");
@@ -519,6 +530,38 @@ fn every_protocol_revision_and_per_tool_scopes() {
             client.cancel().await.unwrap();
         }
 
+        // Resources and prompts pass through (and are audited).
+        {
+            use rmcp::model::{GetPromptRequestParams, ReadResourceRequestParams};
+            let mut config = StreamableHttpClientTransportConfig::with_uri(url.clone());
+            config.auth_header = Some(token.clone());
+            let client = ClientConfig::default()
+                .serve(StreamableHttpClientTransport::from_config(config))
+                .await
+                .unwrap();
+            let resources = client.peer().list_all_resources().await.unwrap();
+            assert!(
+                resources.iter().any(|r| r.uri == "note://welcome"),
+                "{resources:?}"
+            );
+            let read = client
+                .peer()
+                .read_resource(ReadResourceRequestParams::new("note://welcome"))
+                .await
+                .unwrap();
+            assert!(serde_json::to_string(&read).unwrap().contains("Welcome"));
+            let prompt = client
+                .peer()
+                .get_prompt(
+                    GetPromptRequestParams::new("greet")
+                        .with_arguments(json!({"name":"Ada"}).as_object().unwrap().clone()),
+                )
+                .await
+                .unwrap();
+            assert!(serde_json::to_string(&prompt).unwrap().contains("Ada"));
+            client.cancel().await.unwrap();
+        }
+
         // A token for the echo tool only.
         let narrow = endpoint_token(&mut server, &http, "mcp:demo:echo").await;
         let mut config = StreamableHttpClientTransportConfig::with_uri(url.clone());
@@ -530,6 +573,8 @@ fn every_protocol_revision_and_per_tool_scopes() {
         let tools = client.peer().list_all_tools().await.unwrap();
         let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
         assert_eq!(names, ["echo"]);
+        // Resources need the whole server's scope.
+        assert!(client.peer().list_all_resources().await.is_err());
         client.cancel().await.unwrap();
         let res = http
             .post(&url)
