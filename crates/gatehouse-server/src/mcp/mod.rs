@@ -146,6 +146,22 @@ impl McpGateway {
             .unwrap_or_default()
     }
 
+    /// Lists a running server's tools now (the store then holds any new or changed definition);
+    /// the desktop calls this when the person opens a server. `Ok(false)` when the server is not
+    /// running here.
+    pub async fn relist(&self, name: &str) -> Result<bool, String> {
+        let upstream = self
+            .inner
+            .endpoints
+            .lock()
+            .ok()
+            .and_then(|m| m.get(name).map(|e| e.upstream.clone()));
+        match upstream {
+            Some(u) => u.list_tools().await.map(|_| true).map_err(|e| e.0),
+            None => Ok(false),
+        }
+    }
+
     /// The endpoint of a server as configured in `row`: the running one when the row is
     /// unchanged, else a new one (the old upstream is stopped).
     fn endpoint_for(&self, row: McpServerRow) -> Arc<Endpoint> {

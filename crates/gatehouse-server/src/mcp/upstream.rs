@@ -26,6 +26,9 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// A server that stayed up this long restarts after [`FIRST_BACKOFF`] again.
 const STABLE: Duration = Duration::from_secs(30);
+/// How often a running upstream's tools are listed again, so a changed definition is noticed
+/// (and held) even while no agent lists them.
+pub const RELIST_EVERY: Duration = Duration::from_secs(30);
 /// How long the MCP handshake with the upstream may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -364,8 +367,20 @@ async fn supervise(u: Arc<Upstream>, row: McpServerRow, vault: Vault) {
                     cancel.cancelled().await;
                     stop.cancel();
                 });
+                let relister = tokio::spawn({
+                    let u = u.clone();
+                    async move {
+                        loop {
+                            tokio::time::sleep(RELIST_EVERY).await;
+                            if let Err(e) = u.list_tools().await {
+                                tracing::debug!(server = %u.name, error = %e.0, "could not list tools");
+                            }
+                        }
+                    }
+                });
                 let quit = running.waiting().await;
                 watcher.abort();
+                relister.abort();
                 if u.cancel.is_cancelled() {
                     break;
                 }
