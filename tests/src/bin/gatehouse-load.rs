@@ -19,6 +19,12 @@
 //!    vault and an agent token for it, then the same GET straight to the upstream and through
 //!    `/gateway/{connection}/...` (allowed by the default policy), each for --duration after a
 //!    warm-up; the difference is the gateway's added latency.
+//! 5. with `--phases mcp`: `mcp-test-server` (next to this executable) added to the server with
+//!    `gatehouse mcp add`, an agent token for its `/mcp/{name}` resource (consent approved on the
+//!    jsonl stdin), then the same `tools/call` of its read-only `echo` over stdio straight to a
+//!    child of this tool and through Gatehouse (rmcp clients, `--concurrency` calls in flight on
+//!    one connection), each for --duration after a warm-up; the difference is what Gatehouse
+//!    adds to an MCP tool call.
 //!
 //! It prints a table (or `--json`) with req/s, latency percentiles and the CPU time the server
 //! and the load generator used during each phase. `--issuer URL` measures introspection against a
@@ -28,6 +34,8 @@
 mod client;
 #[path = "gatehouse-load/gateway.rs"]
 mod gateway;
+#[path = "gatehouse-load/mcp.rs"]
+mod mcp;
 #[path = "gatehouse-load/server.rs"]
 mod server;
 #[path = "gatehouse-load/stats.rs"]
@@ -66,6 +74,13 @@ const GATEWAY_TARGET_ADDED_P99_US: i64 = 1_000;
 /// The phase names of the gateway measurement.
 const GATEWAY_DIRECT: &str = "upstream direct (GET)";
 const GATEWAY_VIA: &str = "gateway (GET)";
+/// The most Gatehouse may add to an MCP `tools/call` at p99, in microseconds.
+const MCP_TARGET_ADDED_P99_US: i64 = 2_000;
+/// The phase names of the MCP measurement.
+const MCP_DIRECT: &str = "mcp stdio direct (tools/call)";
+const MCP_VIA: &str = "mcp via gatehouse (tools/call)";
+/// The MCP server's name in Gatehouse (`/mcp/bench`, scope `mcp:bench`).
+const MCP_SERVER: &str = "bench";
 
 const CIBA_GRANT: &str = "urn:openid:params:grant-type:ciba";
 /// The phases of the approval-latency measurement, one row each.
@@ -80,12 +95,16 @@ const APPROVAL_WARMUP_ROUNDS: usize = 3;
 #[derive(Debug, Parser)]
 #[command(
     version,
-    after_help = "Always benchmark release builds:\n  cargo build --release -p gatehouse-cli -p gatehouse-e2e --bin gatehouse --bin gatehouse-load\n  target/release/gatehouse-load"
+    after_help = "Always benchmark release builds:\n  cargo build --release -p gatehouse-cli -p gatehouse-e2e --bin gatehouse --bin gatehouse-load --bin mcp-test-server\n  target/release/gatehouse-load\n  target/release/gatehouse-load --phases mcp -c 1    # what Gatehouse adds to an MCP tools/call (target p99 <= 2 ms)\n  target/release/gatehouse-load --phases mcp -c 16   # MCP calls per second at concurrency 16"
 )]
 struct Args {
     /// The `gatehouse` binary to start [default: `gatehouse` next to this executable].
     #[arg(long, value_name = "PATH")]
     gatehouse: Option<PathBuf>,
+
+    /// The MCP server of `--phases mcp` [default: `mcp-test-server` next to this executable].
+    #[arg(long, value_name = "PATH")]
+    mcp_test_server: Option<PathBuf>,
 
     /// Measure a server that is already running (introspection only) instead of starting one.
     #[arg(long, value_name = "URL")]
@@ -108,7 +127,8 @@ struct Args {
     #[arg(long, requires = "issuer")]
     server_pid: Option<u32>,
 
-    /// Concurrent keep-alive connections (one request in flight on each).
+    /// Concurrent keep-alive connections (one request in flight on each); with --phases mcp,
+    /// concurrent calls on one MCP connection.
     #[arg(short, long, default_value_t = 16)]
     concurrency: usize,
 
@@ -138,7 +158,7 @@ struct Args {
     #[arg(long, value_name = "N", default_value_t = 200)]
     approvals: usize,
 
-    /// Phases to run.
+    /// Phases to run (comma-separated): approvals, introspect, exchange, gateway, mcp.
     #[arg(
         long,
         value_delimiter = ',',
@@ -181,6 +201,9 @@ enum Phase {
     /// Gateway overhead: GETs straight to a loopback upstream, then through the gateway (needs
     /// an unlocked OS keyring).
     Gateway,
+    /// MCP gateway overhead: `tools/call echo` on `mcp-test-server` over stdio directly, then
+    /// through Gatehouse's `/mcp/NAME`.
+    Mcp,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -362,6 +385,19 @@ async fn run(args: &Args) -> Result<Report> {
                 notes.push(note);
             }
             None => notes.push("gateway skipped: it adds a connection to the data dir of a server this tool starts (run without --issuer)".into()),
+        }
+    }
+
+    if args.phases.contains(&Phase::Mcp) {
+        match server.as_mut() {
+            Some(server) => {
+                let bin = gatehouse_bin(args)?;
+                let (rows, note) =
+                    mcp_phase(args, &target, server, &mut setup, &client, &bin).await?;
+                phases.extend(rows);
+                notes.push(note);
+            }
+            None => notes.push("mcp skipped: it adds an MCP server to the data dir of a server this tool starts (run without --issuer)".into()),
         }
     }
 
@@ -1052,10 +1088,10 @@ async fn gateway_phase(
     Ok((vec![d, g], note))
 }
 
-/// The gateway's added latency (gateway minus direct) at p50 and p99, in microseconds.
-fn gateway_added(report: &Report) -> Option<(i64, i64)> {
-    let d = report.phase(GATEWAY_DIRECT)?;
-    let g = report.phase(GATEWAY_VIA)?;
+/// The added latency (`via` minus `direct`) at p50 and p99, in microseconds.
+fn added(report: &Report, direct: &str, via: &str) -> Option<(i64, i64)> {
+    let d = report.phase(direct)?;
+    let g = report.phase(via)?;
     Some((
         i64::from(g.p50_us) - i64::from(d.p50_us),
         i64::from(g.p99_us) - i64::from(d.p99_us),
@@ -1068,6 +1104,112 @@ fn fmt_signed_us(us: i64) -> String {
     } else {
         fmt_us(u32::try_from(us).unwrap_or(u32::MAX))
     }
+}
+
+// ---- MCP gateway overhead ---------------------------------------------------------------------
+
+/// Adds `mcp-test-server` to the server as `bench`, gets the agent an `mcp:bench` token for
+/// `{issuer}/mcp/bench` (the consent, approved on the jsonl stdin, pins the server's tools), then
+/// measures `tools/call echo` over stdio straight to a child of this tool and through Gatehouse.
+async fn mcp_phase(
+    args: &Args,
+    target: &Target,
+    server: &mut ServerProcess,
+    setup: &mut SetupClient,
+    client: &Client,
+    bin: &std::path::Path,
+) -> Result<(Vec<Summary>, String)> {
+    let server_bin = mcp_test_server_bin(args)?;
+    mcp::add_server(bin, server.data_dir(), MCP_SERVER, &server_bin).await?;
+    mcp::wait_for_tool(bin, server.data_dir(), MCP_SERVER, mcp::TOOL).await?;
+    let resource = format!("{}/mcp/{MCP_SERVER}", target.issuer);
+    let (verifier, challenge) = pkce();
+    let uri = format!(
+        "/authorize?response_type=code&client_id={}&redirect_uri={}&state=mcp&code_challenge={}&code_challenge_method=S256&scope={}&resource={}",
+        enc(&client.id),
+        enc(REDIRECT_URI),
+        challenge,
+        enc(&format!("mcp:{MCP_SERVER}")),
+        enc(&resource)
+    );
+    let token = consent_token(setup, server, client, &uri, "mcp", &verifier).await?;
+
+    let warmup = Duration::from_secs_f64(args.warmup.max(0.0));
+    let duration = Duration::from_secs_f64(args.duration.max(0.1));
+    eprintln!(
+        "gatehouse-load: mcp, {} concurrent tools/call, direct (stdio) then through {resource}, {:.0} s warm-up + {:.0} s each",
+        args.concurrency, args.warmup, args.duration
+    );
+    let (direct, child) = mcp::spawn_direct(&server_bin).await?;
+    mcp::check_listed(&direct, "direct").await?;
+    // The direct row's server is the test server alone; Gatehouse idles meanwhile.
+    let direct_cpu = Cpu {
+        pid: Some(child),
+        ticks_per_sec: server::clock_ticks(),
+    };
+    let d = mcp::timed_calls(
+        MCP_DIRECT,
+        &direct,
+        args.concurrency,
+        warmup,
+        duration,
+        &direct_cpu,
+        None,
+    )
+    .await?;
+    // Closing the client ends the child (its stdin closes; the transport kills it on drop).
+    let _ = direct.cancel().await;
+
+    let via = mcp::connect_http(&resource, &token, args.concurrency).await?;
+    mcp::check_listed(&via, "through gatehouse").await?;
+    // Gatehouse's own child runs the tool: its CPU counts as the server's.
+    let upstream_name = "mcp-test-server";
+    let upstream = mcp::child_named(server.pid(), upstream_name).map(|pid| (pid, upstream_name));
+    let via_cpu = Cpu {
+        pid: Some(server.pid()),
+        ticks_per_sec: server::clock_ticks(),
+    };
+    let g = mcp::timed_calls(
+        MCP_VIA,
+        &via,
+        args.concurrency,
+        warmup,
+        duration,
+        &via_cpu,
+        upstream,
+    )
+    .await?;
+    let _ = via.cancel().await;
+    let mut note = format!(
+        "mcp: each call is tools/call {} {{\"text\":\"{}\"}} on mcp-test-server (rmcp, stdio), {} in flight on one rmcp client connection; direct, the server is a child of this tool; through Gatehouse, each call is an HTTP POST to /mcp/{MCP_SERVER} (stateless Streamable HTTP, JSON response) that authenticates the token, checks audience and scope, looks up the pinned tool, evaluates the policy (read-only: allowed without a prompt), forwards the call to Gatehouse's own stdio child and writes its mcp.call audit event; server CPU is the test server (direct) or Gatehouse plus its test server child (through)",
+        mcp::TOOL,
+        mcp::TEXT,
+        args.concurrency
+    );
+    if upstream.is_none() {
+        note.push_str(
+            "; Gatehouse's mcp-test-server child was not found, so its CPU counts as other processes'",
+        );
+    }
+    Ok((vec![d, g], note))
+}
+
+fn mcp_test_server_bin(args: &Args) -> Result<PathBuf> {
+    let bin = match &args.mcp_test_server {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("this executable has no directory")?
+            .join(format!("mcp-test-server{}", std::env::consts::EXE_SUFFIX)),
+    };
+    if !bin.exists() {
+        bail!(
+            "{} does not exist: build it (cargo build --release -p gatehouse-e2e --bin mcp-test-server) or pass --mcp-test-server PATH",
+            bin.display()
+        );
+    }
+    // Gatehouse runs it from its own working directory: give it an absolute path.
+    Ok(std::path::absolute(&bin)?)
 }
 
 // ---- phase 2: mint codes (authorize with remembered consent) --------------------------------
@@ -1279,7 +1421,7 @@ impl Report {
             ));
         }
         if let (Some((p50, p99)), Some(d), Some(g)) = (
-            gateway_added(self),
+            added(self, GATEWAY_DIRECT, GATEWAY_VIA),
             self.phase(GATEWAY_DIRECT),
             self.phase(GATEWAY_VIA),
         ) {
@@ -1296,6 +1438,23 @@ impl Report {
                     && g.errors == 0
                     && g.requests > 0
                     && p99 <= GATEWAY_TARGET_ADDED_P99_US,
+            ));
+        }
+        if let (Some((p50, p99)), Some(d), Some(g)) = (
+            added(self, MCP_DIRECT, MCP_VIA),
+            self.phase(MCP_DIRECT),
+            self.phase(MCP_VIA),
+        ) {
+            v.push((
+                "mcp added",
+                format!("p99 <= {}", fmt_us(MCP_TARGET_ADDED_P99_US as u32)),
+                format!(
+                    "p50 +{}, p99 +{}; {} req/s",
+                    fmt_signed_us(p50),
+                    fmt_signed_us(p99),
+                    fmt_int(g.rate())
+                ),
+                d.errors == 0 && g.errors == 0 && g.requests > 0 && p99 <= MCP_TARGET_ADDED_P99_US,
             ));
         }
         if let Some(p) = self.phase("token (authorization_code)") {
