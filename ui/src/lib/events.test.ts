@@ -63,7 +63,7 @@ describe("describeEvent", () => {
     ["mcp tool approved", ev("mcp.tool_approved", { server: "notes", tool: "echo", by: "consent" }), "The definition of echo on notes was approved at consent"],
     ["mcp tool approved by desktop", ev("mcp.tool_approved", { server: "notes", tool: "echo", by: "desktop" }, null), "The definition of echo on notes was approved in the app"],
     ["mcp server exited", ev("mcp.server_exited", { server: "notes", status: 3, restart_in_ms: 250 }, null, "rejected"), "MCP server notes exited with status 3; restarting in 250 ms"],
-    ["mcp server failed to start", ev("mcp.server_exited", { server: "notes", status: null, restart_in_ms: 4000 }, null, "rejected"), "MCP server notes stopped or could not start; restarting in 4 s"],
+    ["mcp server failed to start", ev("mcp.server_exited", { server: "notes", status: null, restart_in_ms: 4000 }, null, "rejected"), "MCP server notes went down (or could not start); restarting in 4 s"],
     ["unknown kind", ev("mcp.tool_called", {}, "c1"), "mcp.tool_called (ok) by Claude Code"],
     ["detail not an object", ev("token.issued", "oops"), "Claude Code was issued a token for no scopes"],
   ])("%s", (_, event, want) => expect(describeEvent(event, ctx)).toBe(want));

@@ -174,7 +174,7 @@ export function describeEvent(event: Event, ctx: DescribeContext = {}): string {
     case "mcp.server_exited": {
       const status = num(d, "status");
       const restart = num(d, "restart_in_ms");
-      return `MCP server ${str(d, "server") ?? "?"} ${status !== undefined ? `exited with status ${status}` : "stopped or could not start"}${restart !== undefined ? `; restarting in ${restart < 1000 ? `${restart} ms` : `${Math.round(restart / 1000)} s`}` : ""}`;
+      return `MCP server ${str(d, "server") ?? "?"} ${status !== undefined ? `exited with status ${status}` : "went down (or could not start)"}${restart !== undefined ? `; restarting in ${restart < 1000 ? `${restart} ms` : `${Math.round(restart / 1000)} s`}` : ""}`;
     }
     default:
       return `${event.kind} (${event.outcome})${event.client_id ? ` by ${who}` : ""}`;

@@ -3,6 +3,7 @@ import {
   claudeLine,
   envText,
   needsReview,
+  pinnedByText,
   policyDefault,
   removeConfirmBody,
   stableJson,
@@ -137,4 +138,14 @@ describe("lines to show and copy", () => {
     expect(body).toContain("http://127.0.0.1:8737/mcp/demo");
     expect(body).toContain("gatehouse mcp add demo -- COMMAND");
   });
+});
+
+describe("pinnedByText", () => {
+  it.each([
+    [undefined, ""],
+    ["consent", " (when you consented to an agent using it)"],
+    ["cli", " (from the CLI)"],
+    ["desktop", " (in the app)"],
+    ["robot", " (by robot)"],
+  ])("%s", (by, want) => expect(pinnedByText(by)).toBe(want));
 });

@@ -67,11 +67,19 @@ export function policyDefault(kind: McpToolView["kind"]): { text: string; warn: 
   }
 }
 
-export const STATUS_TEXT: Record<McpToolView["status"], string> = {
+/** The short word of a tool's status badge (its title is [`STATUS_TEXT`]). */
+export const STATUS_BADGE: Record<McpToolView["status"], string> = {
   pinned: "approved",
-  changed: "changed — needs review",
-  new: "new — not approved yet",
-  removed: "no longer listed",
+  changed: "changed",
+  new: "new",
+  removed: "removed",
+};
+
+export const STATUS_TEXT: Record<McpToolView["status"], string> = {
+  pinned: "approved: agents with access can use it",
+  changed: "changed since you approved it: held until you review it",
+  new: "new: held until you approve it",
+  removed: "no longer listed by the server",
 };
 
 /** JSON with sorted keys, indented: two schemas that differ only in key order read the same. */
@@ -116,6 +124,22 @@ export function toolDiff(pinned: McpToolDefinition | undefined, current: McpTool
     if (before !== after) out.push({ field: f.label, before, after, code: f.code });
   }
   return out;
+}
+
+/** " (when you consented)" and the like: how the approved definition was approved. */
+export function pinnedByText(by: string | undefined): string {
+  switch (by) {
+    case undefined:
+      return "";
+    case "consent":
+      return " (when you consented to an agent using it)";
+    case "cli":
+      return " (from the CLI)";
+    case "desktop":
+      return " (in the app)";
+    default:
+      return ` (by ${by})`;
+  }
 }
 
 /** The command that points Claude Code at this server through Gatehouse. */
