@@ -234,8 +234,14 @@ pub async fn servers(d: &Desktop) -> Result<Vec<McpServerView>, IpcError> {
         .collect())
 }
 
-/// Every tool a server has listed (removed ones too), held ones first, then by name.
-pub async fn tools(d: &Desktop, name: String) -> Result<Vec<McpToolView>, IpcError> {
+/// Every tool a server has listed (removed ones too), held ones first, then by name. With
+/// `relist`, a running upstream is asked for its tools first (the view does when the person opens
+/// a server), so a definition changed since the last listing shows as changed at once.
+pub async fn tools(d: &Desktop, name: String, relist: bool) -> Result<Vec<McpToolView>, IpcError> {
+    if relist && let Err(e) = d.mcp.relist(&name).await {
+        // The upstream's status says it is down; the stored tools are still worth showing.
+        tracing::info!(server = %name, error = %e, "could not list an MCP server's tools");
+    }
     let rows = core_mcp::list_tools(&d.store, &name).await?;
     let mut tools: Vec<McpToolView> = rows.iter().map(McpToolView::from).collect();
     let rank = |s: ToolStatus| match s {
@@ -280,8 +286,12 @@ pub async fn mcp_servers(d: State<'_, Desktop>) -> Reply<Vec<McpServerView>> {
 }
 
 #[tauri::command]
-pub async fn mcp_tools(d: State<'_, Desktop>, name: String) -> Reply<Vec<McpToolView>> {
-    tools(&d, name).await
+pub async fn mcp_tools(
+    d: State<'_, Desktop>,
+    name: String,
+    relist: Option<bool>,
+) -> Reply<Vec<McpToolView>> {
+    tools(&d, name, relist.unwrap_or(false)).await
 }
 
 #[tauri::command]
@@ -376,7 +386,7 @@ mod tests {
         assert!(json["upstream"]["state"].is_string(), "{json}");
         assert_eq!(json["tools"]["pinned"], 0);
 
-        assert_eq!(tools(&d, "demo".into()).await.expect("tools"), vec![]);
+        assert_eq!(tools(&d, "demo".into(), true).await.expect("tools"), vec![]);
         assert_eq!(
             approve(&d, "demo".into(), None)
                 .await
@@ -392,7 +402,7 @@ mod tests {
         assert_eq!(servers(&d).await.expect("lists"), vec![]);
         let e = remove(&d, "demo".into()).await.expect_err("gone");
         assert_eq!(e.code, IpcErrorCode::NotFound);
-        let e = tools(&d, "demo".into()).await.expect_err("gone");
+        let e = tools(&d, "demo".into(), true).await.expect_err("gone");
         assert_eq!(e.code, IpcErrorCode::NotFound);
         stop(d).await;
     }

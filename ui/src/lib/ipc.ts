@@ -95,7 +95,8 @@ export const ipc = {
   connectionAddKey: (input: AddKeyInput) => call<ConnectionView>("connection_add_key", { input }),
   connectionRemove: (name: string) => call<RemoveResult>("connection_remove", { name }),
   mcpServers: () => call<McpServerView[]>("mcp_servers"),
-  mcpTools: (name: string) => call<McpToolView[]>("mcp_tools", { name }),
+  /** `relist`: ask the running server for its tools first (when the person opens it). */
+  mcpTools: (name: string, relist = false) => call<McpToolView[]>("mcp_tools", { name, relist }),
   /** Approves `tool`'s current definition, or with `null` every new and changed tool of the server. */
   mcpApproveTool: (name: string, tool: string | null) => call<string[]>("mcp_approve_tool", { name, tool }),
   mcpRemove: (name: string) => call<string>("mcp_remove", { name }),
