@@ -43,6 +43,18 @@ pub const DESTRUCTIVE_WARNING: &str =
 pub const HELD_MESSAGE: &str = "held: its definition changed since you approved it; re-approve it in \
      Gatehouse (MCP servers view, or `gatehouse mcp approve NAME TOOL`)";
 
+/// What an agent gets when it calls a held tool, by why it is held: [`HELD_MESSAGE`] for a changed
+/// definition, and the same advice for a tool the person has not approved yet.
+pub fn held_message(status: ToolStatus) -> &'static str {
+    match status {
+        ToolStatus::New => {
+            "held: this tool is new since you approved this server; approve it in Gatehouse \
+             (MCP servers view, or `gatehouse mcp approve NAME TOOL`)"
+        }
+        _ => HELD_MESSAGE,
+    }
+}
+
 /// The longest argument value shown to the person, in characters (an ellipsis marks a cut).
 pub const VALUE_CHARS: usize = 80;
 /// The most lines of an argument summary.

@@ -509,6 +509,16 @@ fn tool_status() {
 }
 
 #[test]
+fn held_messages() {
+    assert_eq!(held_message(ToolStatus::Changed), HELD_MESSAGE);
+    assert!(held_message(ToolStatus::New).contains("new since you approved"));
+    for st in [ToolStatus::New, ToolStatus::Changed] {
+        assert!(held_message(st).starts_with("held: "));
+        assert!(held_message(st).contains("gatehouse mcp approve"));
+    }
+}
+
+#[test]
 fn env_values_serialize_as_tagged_objects() {
     let env: BTreeMap<String, EnvValue> = [
         ("A".to_owned(), EnvValue::Value("1".into())),
