@@ -5,8 +5,9 @@
 //! removing the server after its confirmation. The CLI reads the same data dir throughout, so
 //! what the view did is checked from outside the app.
 //!
-//! Nothing in the view re-lists tools on demand: the running upstream is re-listed every
-//! `RELIST_EVERY` (30 s), so the changed definition can take that long to appear.
+//! The gateway re-lists a running upstream's tools every `RELIST_EVERY` (30 s); the test reopens
+//! the server's tools after the change (which re-lists at once where the desktop asks for it on
+//! opening) and otherwise waits for that re-listing.
 
 use std::path::Path;
 use std::process::Output;
@@ -244,9 +245,13 @@ async fn a_cli_added_server_is_approved_reviewed_after_a_change_and_removed_in_t
         "nothing is held any more"
     );
 
-    // The server changes echo's description: at its next listing (every 30 s while it runs)
-    // echo is held and the view shows it as changed.
+    // The server changes echo's description: at its next listing echo is held and the view
+    // shows it as changed.
     std::fs::write(&desc, NEW_DESCRIPTION).expect("rewrite desc.txt");
+    ui.click(&format!("{server} [data-testid=mcp-expand]"))
+        .await;
+    ui.click(&format!("{server} [data-testid=mcp-expand]"))
+        .await;
     let echo = format!("{server} [data-testid=mcp-tool][data-tool='echo']");
     ui.session
         .wait_for(
