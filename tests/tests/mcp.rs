@@ -42,7 +42,8 @@ fn ok(out: &Output) -> String {
 /// Gatehouse has started it and seen its tools.
 fn setup(server: &Server) {
     let dir = server.data_dir.as_path();
-    std::fs::write(dir.join("echo-description.txt"), "Echoes the text back").unwrap();
+    std::fs::write(dir.join("echo-description.txt"), "Echoes the text back")
+        .expect("write the description file");
     let calls = dir.join("calls.log");
     let desc = dir.join("echo-description.txt");
     let bin = env!("CARGO_BIN_EXE_mcp-test-server");
@@ -120,9 +121,9 @@ fn listed(steps: &[Value], nth: usize) -> Vec<String> {
         .unwrap_or_else(|| panic!("no tools step #{nth} in {steps:?}"));
     let mut names: Vec<String> = tools["tools"]
         .as_array()
-        .unwrap()
+        .expect("a tools array")
         .iter()
-        .map(|t| t.as_str().unwrap().to_owned())
+        .map(|t| t.as_str().expect("a tool name").to_owned())
         .collect();
     names.sort();
     names
@@ -468,18 +469,25 @@ async fn endpoint_token(server: &mut Server, http: &reqwest::Client, scope: &str
         .query(&[("resource", resource.as_str()), ("scope", scope)])
         .send()
         .await
-        .unwrap();
+        .expect("GET /authorize");
     let waiting = flow::location(&res);
     let id = flow::approval_id(&waiting);
     server.expect_event_matching("approval_requested", |v| v["id"] == id.as_str());
     server.decide(json!({ "approve": id }));
     server.expect_event_matching("approval_decided", |v| v["id"] == id.as_str());
-    let res = http.get(&waiting).send().await.unwrap();
+    let res = http
+        .get(&waiting)
+        .send()
+        .await
+        .expect("GET the waiting page");
     let to_client = flow::location(&res);
     let code = flow::query_param(&to_client, "code").expect("a code");
     let t =
         flow::tokens(flow::exchange(http, &server.issuer, &client, &code, &verifier).await).await;
-    t["access_token"].as_str().unwrap().to_owned()
+    t["access_token"]
+        .as_str()
+        .expect("an access token")
+        .to_owned()
 }
 
 /// rmcp's client (the official Rust SDK) on each protocol revision Gatehouse serves; and a token
