@@ -72,7 +72,9 @@ pub enum McpError {
     Exists(String),
     #[error("{0}")]
     NotFound(String),
-    #[error("no vault connection is named {0}; add it first with `gatehouse connect`")]
+    #[error(
+        "no vault connection is named {0}; add it first with `gatehouse connections add` (or in the Connections view)"
+    )]
     UnknownConnection(String),
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -493,7 +495,7 @@ fn validate_url(raw: &str) -> Result<(), McpError> {
 fn validate_new(s: &NewMcpServer) -> Result<(), McpError> {
     validate_server_name(&s.name)?;
     let invalid = |m: String| Err(McpError::Invalid(m));
-    let secret_hint = "looks like a secret: keep it in the vault (gatehouse connect) and pass it \
+    let secret_hint = "looks like a secret: keep it in the vault (`gatehouse connections add`) and pass it \
                        with --secret-env KEY=CONNECTION";
     match s.transport.as_str() {
         STDIO => {
