@@ -10,6 +10,9 @@
 set -euo pipefail
 
 if [ -z "${GATEHOUSE_HEADLESS_HOME:-}" ]; then
+    # The MCP tests' Python client lives in the venv setup.sh made in the real cache dir, which
+    # the throwaway XDG dirs below would hide.
+    export GATEHOUSE_MCP_PYTHON=${GATEHOUSE_MCP_PYTHON:-${XDG_CACHE_HOME:-$HOME/.cache}/gatehouse/py-mcp/bin/python}
     GATEHOUSE_HEADLESS_HOME=$(mktemp -d)
     export GATEHOUSE_HEADLESS_HOME
     trap 'rm -rf "$GATEHOUSE_HEADLESS_HOME"' EXIT

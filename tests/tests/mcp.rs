@@ -224,6 +224,14 @@ fn sdk_clients_call_tools_through_gatehouse() {
         assert_eq!(calls.lines().count(), 1, "{calls}");
         assert!(calls.contains("n1") && !calls.contains("n2"), "{calls}");
 
+        // The audit of a call is written right after its answer.
+        wait_until("the three calls to be audited", || {
+            mcp_events(dir.path())
+                .iter()
+                .filter(|e| e["kind"] == "mcp.call")
+                .count()
+                == 3
+        });
         let events = mcp_events(dir.path());
         let calls: Vec<&Value> = events.iter().filter(|e| e["kind"] == "mcp.call").collect();
         let decisions: Vec<&str> = calls

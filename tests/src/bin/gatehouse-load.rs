@@ -1169,9 +1169,13 @@ async fn mcp_phase(
         pid: Some(server.pid()),
         ticks_per_sec: server::clock_ticks(),
     };
-    let g = mcp::timed_calls(
+    // The rmcp client proved the endpoint works; the measured calls use a plain HTTP client.
+    let _ = via.cancel().await;
+    let g = mcp::timed_posts(
         MCP_VIA,
-        &via,
+        target,
+        &format!("/mcp/{MCP_SERVER}"),
+        &token,
         args.concurrency,
         warmup,
         duration,
@@ -1179,9 +1183,8 @@ async fn mcp_phase(
         upstream,
     )
     .await?;
-    let _ = via.cancel().await;
     let mut note = format!(
-        "mcp: each call is tools/call {} {{\"text\":\"{}\"}} on mcp-test-server (rmcp, stdio), {} in flight on one rmcp client connection; direct, the server is a child of this tool; through Gatehouse, each call is an HTTP POST to /mcp/{MCP_SERVER} (stateless Streamable HTTP, JSON response) that authenticates the token, checks audience and scope, looks up the pinned tool, evaluates the policy (read-only: allowed without a prompt), forwards the call to Gatehouse's own stdio child and writes its mcp.call audit event; server CPU is the test server (direct) or Gatehouse plus its test server child (through)",
+        "mcp: each call is tools/call {} {{\"text\":\"{}\"}} on mcp-test-server (rmcp, stdio), {} in flight; direct, on one rmcp stdio client connection to a child of this tool; through Gatehouse, on as many keep-alive HTTP connections of a plain HTTP client, each call an HTTP POST to /mcp/{MCP_SERVER} (stateless Streamable HTTP, JSON response) that authenticates the token, checks audience and scope, looks up the pinned tool, evaluates the policy (read-only: allowed without a prompt), forwards the call to Gatehouse's own stdio child and writes its mcp.call audit event; server CPU is the test server (direct) or Gatehouse plus its test server child (through)",
         mcp::TOOL,
         mcp::TEXT,
         args.concurrency

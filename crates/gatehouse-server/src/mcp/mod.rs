@@ -204,6 +204,11 @@ impl McpGateway {
         endpoint
     }
 
+    /// The endpoint of `name` if it is running here, without reading the store.
+    fn running(&self, name: &str) -> Option<Arc<Endpoint>> {
+        self.inner.endpoints.lock().ok()?.get(name).cloned()
+    }
+
     /// The endpoint of `name` as configured now (another process may have added, changed or
     /// removed it); `None` when there is no such server.
     async fn lookup(&self, name: &str) -> Result<Option<Arc<Endpoint>>, Response> {
@@ -378,10 +383,16 @@ async fn endpoint(State(s): State<McpState>, Path(name): Path<String>, req: Requ
     if let Err(r) = mcp::check_token(Some(presented), &iss, &name) {
         return refusal(&r, &iss, &name);
     }
-    let endpoint = match s.gateway.lookup(&name).await {
-        Ok(Some(e)) => e,
-        Ok(None) => return not_found(&name),
-        Err(res) => return res,
+    // A running endpoint serves at once (the sync loop follows configuration changes within
+    // SYNC_EVERY, and each call re-reads its server's row with the policy); only a server not
+    // running here costs a read.
+    let endpoint = match s.gateway.running(&name) {
+        Some(e) => e,
+        None => match s.gateway.lookup(&name).await {
+            Ok(Some(e)) => e,
+            Ok(None) => return not_found(&name),
+            Err(res) => return res,
+        },
     };
     let (mut parts, body) = req.into_parts();
     let body: Bytes = match axum::body::to_bytes(body, MAX_MESSAGE).await {

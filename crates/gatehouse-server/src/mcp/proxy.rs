@@ -75,9 +75,14 @@ fn upstream_error(name: &str, e: ServiceError) -> ErrorData {
 }
 
 impl Proxy {
-    /// Records one request in the audit (`mcp.call`).
+    /// Records one request in the audit (`mcp.call`) after the fact, off the agent's path: the
+    /// answer does not wait for the write (like the API gateway's `gateway.call`).
     async fn audit(&self, client_id: &str, detail: Value) {
-        mcp::record_call(&self.authority, Some(client_id), detail).await;
+        let authority = self.authority.clone();
+        let client_id = client_id.to_owned();
+        tokio::spawn(async move {
+            mcp::record_call(&authority, Some(&client_id), detail).await;
+        });
     }
 
     /// The server-wide scope resources and prompts need.

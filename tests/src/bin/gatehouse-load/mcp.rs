@@ -263,3 +263,118 @@ fn add_upstream(c: CpuUse, secs: f64) -> CpuUse {
         other_secs: c.other_secs.map(|o| (o - secs).max(0.0)),
     }
 }
+
+/// `tools/call echo {"text":"ping"}` through Gatehouse as plain HTTP POSTs (one JSON-RPC request
+/// each, `MCP-Protocol-Version: 2025-06-18`, JSON answer) on `concurrency` keep-alive
+/// connections, measured after the warm-up. A success is a 200 whose result echoes [`TEXT`]
+/// without `isError`. This is the same lightweight client as the gateway phase's, so what is
+/// measured is Gatehouse, not a client library.
+#[allow(clippy::too_many_arguments)]
+pub async fn timed_posts(
+    name: &'static str,
+    target: &crate::client::Target,
+    path: &str,
+    token: &str,
+    concurrency: usize,
+    warmup: Duration,
+    duration: Duration,
+    cpu: &crate::Cpu,
+    upstream: Option<(u32, &str)>,
+) -> Result<Summary> {
+    use crate::client::{connect_all, request, run_workers, send, snippet};
+    use hyper::body::Bytes;
+    use hyper::header::HeaderValue;
+    use hyper::{Method, StatusCode, Uri};
+
+    let conns = connect_all(target.addr, concurrency).await?;
+    let uri: Uri = path.parse().context("the MCP endpoint's path")?;
+    let auth = HeaderValue::from_str(&format!("Bearer {token}")).context("the token")?;
+    let body = Bytes::from(
+        serde_json::json!({
+            "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": { "name": TOOL, "arguments": { "text": TEXT } }
+        })
+        .to_string(),
+    );
+    let want = format!("\"text\":\"{TEXT}\"");
+    let start = Instant::now();
+    let measure_from = start + warmup;
+    let until = measure_from + duration;
+    let per_worker =
+        (duration.as_secs_f64() * 20_000.0 / concurrency as f64).min(4_000_000.0) as usize;
+    let outs_fut = run_workers(conns, |_, mut s| {
+        let (host, auth, uri, body, want) = (
+            target.host.clone(),
+            auth.clone(),
+            uri.clone(),
+            body.clone(),
+            want.clone(),
+        );
+        async move {
+            let mut out = WorkerOut::new(per_worker, None);
+            loop {
+                let t0 = Instant::now();
+                if t0 >= until {
+                    break;
+                }
+                let mut req = request(
+                    Method::POST,
+                    uri.clone(),
+                    &host,
+                    Some(&auth),
+                    Some(crate::client::json()),
+                    body.clone(),
+                );
+                let h = req.headers_mut();
+                h.insert(
+                    hyper::header::ACCEPT,
+                    HeaderValue::from_static("application/json, text/event-stream"),
+                );
+                h.insert(
+                    "mcp-protocol-version",
+                    HeaderValue::from_static("2025-06-18"),
+                );
+                let res = send(&mut s, req).await;
+                let t1 = Instant::now();
+                let measured = t0 >= measure_from;
+                if measured {
+                    out.record(t0, t1);
+                }
+                match res {
+                    Ok((parts, body)) => {
+                        let ok = parts.status == StatusCode::OK
+                            && crate::client::contains(&body, want.as_bytes())
+                            && !crate::client::contains(&body, b"\"isError\":true");
+                        if !ok && measured {
+                            out.fail(|| format!("{} {}", parts.status, snippet(&body)));
+                        }
+                    }
+                    Err(e) => {
+                        out.fail(|| format!("transport: {e}"));
+                        break;
+                    }
+                }
+            }
+            out
+        }
+    });
+    let up_ticks = || upstream.and_then(|(pid, _)| crate::server::process_ticks(pid));
+    let sampler = async {
+        tokio::time::sleep_until(measure_from.into()).await;
+        let (a, ua) = (cpu.mark(), up_ticks());
+        tokio::time::sleep_until(until.into()).await;
+        let (b, ub) = (cpu.mark(), up_ticks());
+        let (mut cpu_use, mut threads) = cpu.between(&a, &b);
+        if let (Some((_, comm)), Some(ua), Some(ub)) = (upstream, ua, ub) {
+            let secs = ub.saturating_sub(ua) as f64 / cpu.ticks_per_sec;
+            cpu_use = cpu_use.map(|c| add_upstream(c, secs));
+            threads.push((format!("{comm} (child)"), secs));
+            threads.sort_by(|x, y| y.1.total_cmp(&x.1));
+        }
+        (cpu_use, threads)
+    };
+    let (outs, (cpu_use, threads)) = tokio::join!(outs_fut, sampler);
+    Ok(Summary::from_workers(
+        name, outs?, duration, cpu_use, threads,
+    ))
+}
