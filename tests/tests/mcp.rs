@@ -726,3 +726,35 @@ fn vault_secrets_reach_upstreams_and_nothing_else() {
     );
     assert_not_in_data_dir(dir.path(), &secret);
 }
+
+/// Nobody answers: the held call times out into an `isError` result the agent can read, the
+/// upstream never sees it, and the audit says it expired.
+#[test]
+fn unanswered_tool_call_times_out_cleanly() {
+    let client = McpClient::Node;
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &["--approval-timeout", "2"]);
+    setup(&server);
+    let child = spawn_client(
+        client,
+        &endpoint(&server),
+        &["--call", "delete_note", "--args", r#"{"id":"late"}"#],
+    );
+    approve_consent(&mut server);
+    let ask = expect_tool_approval(&mut server, "delete_note");
+    server.expect_event_matching("approval_decided", |v| {
+        v["id"] == ask["id"] && v["decision"] == "expired"
+    });
+    let steps = finish(client, child);
+    let call = call_step(&steps, "delete_note", 0);
+    assert_eq!(call["isError"], true, "{call}");
+    assert!(call["text"].as_str().unwrap().contains("in time"), "{call}");
+    let calls = std::fs::read_to_string(dir.path().join("calls.log")).unwrap_or_default();
+    assert!(calls.is_empty(), "the upstream saw it: {calls}");
+    wait_until("the expired call to be audited", || {
+        mcp_events(dir.path())
+            .iter()
+            .any(|e| e["kind"] == "mcp.call" && e["detail"]["decision"] == "expired")
+    });
+    server.stop();
+}
