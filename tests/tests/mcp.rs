@@ -239,6 +239,8 @@ fn sdk_clients_call_tools_through_gatehouse() {
             .map(|e| e["detail"]["decision"].as_str().unwrap_or_default())
             .collect();
         assert_eq!(decisions, ["allow", "approved", "denied"], "{calls:?}");
+        assert_eq!(calls[1]["detail"]["channel"], "jsonl", "{calls:?}");
+        assert_eq!(calls[2]["detail"]["channel"], "jsonl", "{calls:?}");
         for e in &calls {
             assert_eq!(e["detail"]["server"], SERVER);
             assert!(

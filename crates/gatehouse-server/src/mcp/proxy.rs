@@ -164,15 +164,17 @@ impl Proxy {
             }
             Verdict::Ask { warnings } => {
                 let approval = self.ask(caller, &tool, &arguments, kind, warnings).await;
+                if let Ok((id, _)) = &approval {
+                    detail["approval_id"] = json!(id);
+                    detail["channel"] = json!(self.channel(id).await);
+                }
                 match approval {
-                    Ok((id, ApprovalStatus::Approved)) => {
+                    Ok((_, ApprovalStatus::Approved)) => {
                         detail["decision"] = json!("approved");
-                        detail["approval_id"] = json!(id);
                     }
-                    Ok((id, status)) => {
+                    Ok((_, status)) => {
                         let expired = status != ApprovalStatus::Denied;
                         detail["decision"] = json!(if expired { "expired" } else { "denied" });
-                        detail["approval_id"] = json!(id);
                         detail["outcome"] = json!("denied");
                         return Ok(text_error(if expired { EXPIRED } else { DECLINED }));
                     }
@@ -215,6 +217,22 @@ impl Proxy {
                 )))
             }
         }
+    }
+
+    /// Where a decided approval was decided (`notification`, `tray`, `window`, `terminal`,
+    /// `jsonl`, `timeout`, ...), for the audit.
+    async fn channel(&self, id: &str) -> Option<String> {
+        let id = id.to_owned();
+        self.authority
+            .store()
+            .read(move |c| {
+                gatehouse_core::store::approvals::get(c, &id)
+                    .map_err(gatehouse_core::store::StoreError::from)
+            })
+            .await
+            .ok()
+            .flatten()
+            .and_then(|r| r.channel)
     }
 
     /// Files the approval and waits for the person (or the timeout).
