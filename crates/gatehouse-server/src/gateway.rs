@@ -302,7 +302,7 @@ fn upstream_connector() -> HttpConnector {
     c
 }
 
-fn json(status: StatusCode, body: serde_json::Value) -> Response {
+pub(crate) fn json(status: StatusCode, body: serde_json::Value) -> Response {
     let mut res = (status, Json(body)).into_response();
     res.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -360,28 +360,37 @@ fn not_found(name: &str) -> Response {
 }
 
 fn refusal(r: &Refusal, iss: &str, name: &str) -> Response {
+    challenge(r, &gateway::metadata_uri(iss, name), None)
+}
+
+/// The answer to a refused token on a protected resource, with the challenge clients follow
+/// (RFC 6750 §3, RFC 9728 §5.1): where the resource's metadata is and, when given, which scope
+/// to ask for (`insufficient_scope` always names the one it needs).
+pub(crate) fn challenge(r: &Refusal, metadata: &str, scope: Option<&str>) -> Response {
     let status = StatusCode::from_u16(r.status()).unwrap_or(StatusCode::FORBIDDEN);
     let mut body = serde_json::json!({ "error_description": r.description() });
     body["error"] = serde_json::json!(r.error().unwrap_or("invalid_request"));
     let mut res = json(status, body);
-    let meta = gateway::metadata_uri(iss, name);
-    let challenge = match r {
-        Refusal::NoToken => Some(format!(r#"Bearer resource_metadata="{meta}""#)),
+    let hint = scope
+        .map(|s| format!(r#", scope="{s}""#))
+        .unwrap_or_default();
+    let value = match r {
+        Refusal::NoToken => Some(format!(r#"Bearer resource_metadata="{metadata}"{hint}"#)),
         Refusal::InvalidToken(_) => Some(format!(
-            r#"Bearer resource_metadata="{meta}", error="invalid_token""#
+            r#"Bearer resource_metadata="{metadata}"{hint}, error="invalid_token""#
         )),
         Refusal::InsufficientScope { scope } => Some(format!(
-            r#"Bearer resource_metadata="{meta}", error="insufficient_scope", scope="{scope}""#
+            r#"Bearer resource_metadata="{metadata}", error="insufficient_scope", scope="{scope}""#
         )),
         Refusal::Denied(_) => None,
     };
-    if let Some(v) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+    if let Some(v) = value.and_then(|c| HeaderValue::from_str(&c).ok()) {
         res.headers_mut().insert(header::WWW_AUTHENTICATE, v);
     }
     res
 }
 
-fn bearer(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<String> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

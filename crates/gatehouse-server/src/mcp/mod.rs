@@ -13,12 +13,11 @@ pub mod upstream;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use axum::Json;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::{any, get};
 use gatehouse_core::Authority;
 use gatehouse_core::gateway::{Presented, Refusal};
@@ -30,6 +29,7 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use tokio_util::sync::CancellationToken;
 
 use crate::AppState;
+use crate::gateway::{bearer, json};
 use proxy::Proxy;
 pub use upstream::{Upstream, UpstreamStatus};
 
@@ -260,13 +260,6 @@ pub(crate) fn mcp_router(gateway: McpGateway, app: AppState) -> Router {
         ))
 }
 
-fn json(status: StatusCode, body: serde_json::Value) -> Response {
-    let mut res = (status, Json(body)).into_response();
-    res.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res
-}
-
 fn not_found(name: &str) -> Response {
     json(
         StatusCode::NOT_FOUND,
@@ -308,40 +301,14 @@ async fn metadata(State(s): State<McpState>, Path(name): Path<String>) -> Respon
     }
 }
 
-/// The answer to a refused token, with the challenge MCP clients follow (RFC 6750 §3, RFC 9728
-/// §5.1): where the metadata is and which scope to ask for.
+/// The answer to a refused token, with the challenge MCP clients follow: where the metadata is
+/// and which scope to ask for.
 fn refusal(r: &Refusal, iss: &str, name: &str) -> Response {
-    let status = StatusCode::from_u16(r.status()).unwrap_or(StatusCode::FORBIDDEN);
-    let mut body = serde_json::json!({ "error_description": r.description() });
-    body["error"] = serde_json::json!(r.error().unwrap_or("invalid_request"));
-    let mut res = json(status, body);
-    let meta = mcp::metadata_uri(iss, name);
-    let scope = mcp::server_scope(name);
-    let challenge = match r {
-        Refusal::NoToken => Some(format!(
-            r#"Bearer resource_metadata="{meta}", scope="{scope}""#
-        )),
-        Refusal::InvalidToken(_) => Some(format!(
-            r#"Bearer resource_metadata="{meta}", scope="{scope}", error="invalid_token""#
-        )),
-        Refusal::InsufficientScope { scope } => Some(format!(
-            r#"Bearer resource_metadata="{meta}", error="insufficient_scope", scope="{scope}""#
-        )),
-        Refusal::Denied(_) => None,
-    };
-    if let Some(v) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
-        res.headers_mut().insert(header::WWW_AUTHENTICATE, v);
-    }
-    res
-}
-
-fn bearer(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim().to_owned())
+    crate::gateway::challenge(
+        r,
+        &mcp::metadata_uri(iss, name),
+        Some(&mcp::server_scope(name)),
+    )
 }
 
 /// The tools a JSON-RPC message (or batch) calls, for the scope check before dispatch.

@@ -17,7 +17,7 @@ use rmcp::model::{
     ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
     ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig,
 };
-use rmcp::service::{RequestContext, RoleServer, ServiceError};
+use rmcp::service::{Peer, RequestContext, RoleClient, RoleServer, ServiceError};
 use rmcp::{ErrorData, ServerHandler};
 use serde_json::{Value, json};
 
@@ -219,6 +219,29 @@ impl Proxy {
         }
     }
 
+    /// The upstream connection for a resources or prompts request: the caller needs the
+    /// server's scope; `Ok(None)` when the upstream said it has no such capability (the answer is
+    /// then an empty list).
+    fn peer_for(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        capable: fn(&ServerCapabilities) -> bool,
+    ) -> Result<Option<Peer<RoleClient>>, ErrorData> {
+        let caller = caller(ctx)?;
+        self.need_server_scope(&caller)?;
+        if self
+            .upstream
+            .info()
+            .is_some_and(|i| !capable(&i.capabilities))
+        {
+            return Ok(None);
+        }
+        self.upstream
+            .peer()
+            .map(Some)
+            .map_err(|e| ErrorData::internal_error(e.0, None))
+    }
+
     /// Where a decided approval was decided (`notification`, `tray`, `window`, `terminal`,
     /// `jsonl`, `timeout`, ...), for the audit.
     async fn channel(&self, id: &str) -> Option<String> {
@@ -336,19 +359,9 @@ impl ServerHandler for Proxy {
         request: Option<PaginatedRequestParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        let caller = caller(&ctx)?;
-        self.need_server_scope(&caller)?;
-        if self
-            .upstream
-            .info()
-            .is_some_and(|i| i.capabilities.resources.is_none())
-        {
+        let Some(peer) = self.peer_for(&ctx, |c| c.resources.is_some())? else {
             return Ok(ListResourcesResult::default());
-        }
-        let peer = self
-            .upstream
-            .peer()
-            .map_err(|e| ErrorData::internal_error(e.0, None))?;
+        };
         peer.list_resources(request.map(strip_meta))
             .await
             .map_err(|e| upstream_error(self.name(), e))
@@ -359,19 +372,9 @@ impl ServerHandler for Proxy {
         request: Option<PaginatedRequestParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
-        let caller = caller(&ctx)?;
-        self.need_server_scope(&caller)?;
-        if self
-            .upstream
-            .info()
-            .is_some_and(|i| i.capabilities.resources.is_none())
-        {
+        let Some(peer) = self.peer_for(&ctx, |c| c.resources.is_some())? else {
             return Ok(ListResourceTemplatesResult::default());
-        }
-        let peer = self
-            .upstream
-            .peer()
-            .map_err(|e| ErrorData::internal_error(e.0, None))?;
+        };
         peer.list_resource_templates(request.map(strip_meta))
             .await
             .map_err(|e| upstream_error(self.name(), e))
@@ -412,19 +415,9 @@ impl ServerHandler for Proxy {
         request: Option<PaginatedRequestParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
-        let caller = caller(&ctx)?;
-        self.need_server_scope(&caller)?;
-        if self
-            .upstream
-            .info()
-            .is_some_and(|i| i.capabilities.prompts.is_none())
-        {
+        let Some(peer) = self.peer_for(&ctx, |c| c.prompts.is_some())? else {
             return Ok(ListPromptsResult::default());
-        }
-        let peer = self
-            .upstream
-            .peer()
-            .map_err(|e| ErrorData::internal_error(e.0, None))?;
+        };
         peer.list_prompts(request.map(strip_meta))
             .await
             .map_err(|e| upstream_error(self.name(), e))
