@@ -1154,7 +1154,6 @@ async fn mcp_phase(
         warmup,
         duration,
         &direct_cpu,
-        None,
     )
     .await?;
     // Closing the client ends the child (its stdin closes; the transport kills it on drop).

@@ -169,8 +169,8 @@ fn echoed(r: &CallToolResult) -> bool {
 }
 
 /// `tools/call echo {"text":"ping"}` from `concurrency` tasks on the one client for `warmup` +
-/// `duration`, measured after the warm-up. The server's CPU is `cpu`'s process plus, when set,
-/// `upstream` (Gatehouse's MCP server child, listed among the server's threads by its name).
+/// `duration`, measured after the warm-up; the server's CPU is `cpu`'s process (the direct row's
+/// test server).
 pub async fn timed_calls(
     name: &'static str,
     client: &Client,
@@ -178,7 +178,6 @@ pub async fn timed_calls(
     warmup: Duration,
     duration: Duration,
     cpu: &crate::Cpu,
-    upstream: Option<(u32, &str)>,
 ) -> Result<Summary> {
     let start = Instant::now();
     let measure_from = start + warmup;
@@ -234,25 +233,34 @@ pub async fn timed_calls(
         anyhow::Ok(outs)
     };
     // Sample CPU at the edges of the measured window, on this task, while the workers run.
-    let up_ticks = || upstream.and_then(|(pid, _)| crate::server::process_ticks(pid));
-    let sampler = async {
-        tokio::time::sleep_until(measure_from.into()).await;
-        let (a, ua) = (cpu.mark(), up_ticks());
-        tokio::time::sleep_until(until.into()).await;
-        let (b, ub) = (cpu.mark(), up_ticks());
-        let (mut cpu_use, mut threads) = cpu.between(&a, &b);
-        if let (Some((_, comm)), Some(ua), Some(ub)) = (upstream, ua, ub) {
-            let secs = ub.saturating_sub(ua) as f64 / cpu.ticks_per_sec;
-            cpu_use = cpu_use.map(|c| add_upstream(c, secs));
-            threads.push((format!("{comm} (child)"), secs));
-            threads.sort_by(|x, y| y.1.total_cmp(&x.1));
-        }
-        (cpu_use, threads)
-    };
+    let sampler = cpu_window(cpu, None, measure_from, until);
     let (outs, (cpu_use, threads)) = tokio::join!(outs_fut, sampler);
     Ok(Summary::from_workers(
         name, outs?, duration, cpu_use, threads,
     ))
+}
+
+/// The server's CPU use between `from` and `until`, sampled on the calling task while the workers
+/// run; with `upstream`, that child's CPU counts as the server's (listed among its threads).
+async fn cpu_window(
+    cpu: &crate::Cpu,
+    upstream: Option<(u32, &str)>,
+    from: Instant,
+    until: Instant,
+) -> (Option<CpuUse>, Vec<(String, f64)>) {
+    let up_ticks = || upstream.and_then(|(pid, _)| crate::server::process_ticks(pid));
+    tokio::time::sleep_until(from.into()).await;
+    let (a, ua) = (cpu.mark(), up_ticks());
+    tokio::time::sleep_until(until.into()).await;
+    let (b, ub) = (cpu.mark(), up_ticks());
+    let (mut cpu_use, mut threads) = cpu.between(&a, &b);
+    if let (Some((_, comm)), Some(ua), Some(ub)) = (upstream, ua, ub) {
+        let secs = ub.saturating_sub(ua) as f64 / cpu.ticks_per_sec;
+        cpu_use = cpu_use.map(|c| add_upstream(c, secs));
+        threads.push((format!("{comm} (child)"), secs));
+        threads.sort_by(|x, y| y.1.total_cmp(&x.1));
+    }
+    (cpu_use, threads)
 }
 
 /// Moves the upstream child's CPU seconds from "other processes" to the server.
@@ -358,21 +366,7 @@ pub async fn timed_posts(
             out
         }
     });
-    let up_ticks = || upstream.and_then(|(pid, _)| crate::server::process_ticks(pid));
-    let sampler = async {
-        tokio::time::sleep_until(measure_from.into()).await;
-        let (a, ua) = (cpu.mark(), up_ticks());
-        tokio::time::sleep_until(until.into()).await;
-        let (b, ub) = (cpu.mark(), up_ticks());
-        let (mut cpu_use, mut threads) = cpu.between(&a, &b);
-        if let (Some((_, comm)), Some(ua), Some(ub)) = (upstream, ua, ub) {
-            let secs = ub.saturating_sub(ua) as f64 / cpu.ticks_per_sec;
-            cpu_use = cpu_use.map(|c| add_upstream(c, secs));
-            threads.push((format!("{comm} (child)"), secs));
-            threads.sort_by(|x, y| y.1.total_cmp(&x.1));
-        }
-        (cpu_use, threads)
-    };
+    let sampler = cpu_window(cpu, upstream, measure_from, until);
     let (outs, (cpu_use, threads)) = tokio::join!(outs_fut, sampler);
     Ok(Summary::from_workers(
         name, outs?, duration, cpu_use, threads,
